@@ -1,0 +1,183 @@
+"""The `azc` command.
+
+Subcommands parse their options, call the Python API, and print results; all
+user errors arrive as AzcError and are printed as one message with exit
+status 1 (2 for bad command-line usage, 130 when interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from azc.errors import AzcError
+from azc.frontend import parse_file
+from azc.ir import MemoryConfig, Program, verify
+from azc.printer import format_program
+from azc.resources import example_file, example_names
+
+
+def load_program(arg: str) -> tuple[Program, str]:
+    """A program from a path, or from the name of a shipped example."""
+    path = Path(arg)
+    if not path.exists():
+        shipped = example_file(arg)
+        if shipped is None:
+            raise AzcError(f"no such program file: {arg} (shipped examples: "
+                           f"{', '.join(example_names())})")
+        path = shipped
+    return parse_file(path), str(path)
+
+
+def memory_from_args(args: argparse.Namespace, program: Program) -> MemoryConfig:
+    """Memory sizes from --scalars/--vectors/--matrices; the rest fit the program."""
+    fit = MemoryConfig.fitting(program)
+    return MemoryConfig(args.scalars if args.scalars is not None else fit.scalars,
+                        args.vectors if args.vectors is not None else fit.vectors,
+                        args.matrices if args.matrices is not None else fit.matrices,
+                        getattr(args, "features", None))
+
+
+def _add_memory_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("memory (default: the smallest that fits the program)")
+    g.add_argument("--scalars", type=int, metavar="S", help="number of scalar addresses")
+    g.add_argument("--vectors", type=int, metavar="V", help="number of vector addresses")
+    g.add_argument("--matrices", type=int, metavar="M", help="number of matrix addresses")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    program, path = load_program(args.program)
+    mem = memory_from_args(args, program)
+    verify(program, mem)
+    s, p, lr = program.sizes()
+    print(f"{path}: ok ({s} Setup, {p} Predict, {lr} Learn instructions; fits {mem})")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    program, _ = load_program(args.program)
+    print(format_program(program), end="")
+    return 0
+
+
+def _task_summary(tasks: list) -> str:
+    from collections import Counter
+    shapes = Counter((t.features, t.num_train, t.num_valid, t.num_train_epochs,
+                      t.eval_type.name) for t in tasks)
+    parts = []
+    for (f, n, nv, e, kind), count in shapes.items():
+        epochs = f", {e} epochs" if e > 1 else ""
+        parts.append(f"{count} task{'s' if count != 1 else ''}, F={f}, {n} train, "
+                     f"{nv} valid{epochs}, {kind}")
+    return "; ".join(parts)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from azc.evaluation import evaluate
+    from azc.tasks import load_tasks
+    program, path = load_program(args.program)
+    tasks = load_tasks(args.task, eval_type=args.eval_type, num_train_epochs=args.epochs)
+    mem = memory_from_args(args, program)
+    start = time.perf_counter()
+    result = evaluate(program, tasks, mem, backend=args.backend, seed=args.seed,
+                      combination=args.combination, max_abs_error=args.max_abs_error,
+                      record=args.json)
+    elapsed = time.perf_counter() - start
+    if args.json:
+        out = result.to_json()
+        for t in out["tasks"]:
+            t.pop("train_predictions", None)
+        print(json.dumps(out))
+        return 0
+    fits = result.task_fitness
+    print(f"{path} on {args.task}: {_task_summary(tasks)}")
+    print(f"memory: {mem}; backend: {args.backend}; {elapsed:.3f} s")
+    print(f"fitness: {result.fitness:.10g} ({args.combination} of {len(fits)} task"
+          f"{'s' if len(fits) != 1 else ''}; min {min(fits):.6g}, max {max(fits):.6g})")
+    if args.verbose:
+        for t, r in zip(tasks, result.tasks):
+            stop = "  (stopped early)" if r.stopped_early else ""
+            print(f"  task {t.index}: {r.fitness:.10g}  {t.name}{stop}")
+    return 0
+
+
+def cmd_ops(args: argparse.Namespace) -> int:
+    from azc.opdoc import op_reference
+    from azc.ops import OPS
+    if args.markdown:
+        print(op_reference(), end="")
+        return 0
+    for op in OPS:
+        print(f"{op.id:3d}  {op.name:<26} {op.doc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the azc command."""
+    from azc import __version__
+    parser = argparse.ArgumentParser(
+        prog="azc", description="AutoML-Zero as a compiler: write, run and evolve ML "
+        "algorithms made of Setup, Predict and Learn.")
+    parser.add_argument("--version", action="version", version=f"azc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("check", help="parse and validate a program")
+    p.add_argument("program", help="a .az file or the name of a shipped example")
+    _add_memory_options(p)
+    p.add_argument("--features", type=int, metavar="F", help="feature size to check indices")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("show", help="print a program in canonical form")
+    p.add_argument("program", help="a .az file or the name of a shipped example")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("ops", help="list the 65 ops")
+    p.add_argument("--markdown", action="store_true", help="the full reference as Markdown")
+    p.set_defaults(func=cmd_ops)
+
+    p = sub.add_parser("eval", help="evaluate a program on tasks and print its fitness")
+    p.add_argument("program", help="a .az file or the name of a shipped example")
+    p.add_argument("--task", required=True, metavar="TASK",
+                   help="built-in task set (linear, nonlinear, ...), a TOML file of task "
+                   "specs, or a .npz/.csv dataset")
+    _add_memory_options(p)
+    p.add_argument("--backend", choices=["interp", "jit"], default="interp",
+                   help="reference interpreter or JIT-compiled native code")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random ops (default 0)")
+    p.add_argument("--combination", choices=["mean", "median"], default="mean",
+                   help="how per-task fitnesses combine (default mean, as the original)")
+    p.add_argument("--max-abs-error", type=float, default=100.0,
+                   help="errors above this stop training (default 100)")
+    p.add_argument("--eval-type", choices=["RMS_ERROR", "ACCURACY"],
+                   help="for a dataset: regression or binary classification "
+                   "(default: ACCURACY if all labels are 0/1)")
+    p.add_argument("--epochs", type=int, help="for a dataset: number of training epochs")
+    p.add_argument("--json", action="store_true",
+                   help="print {fitness, tasks: [{fitness, valid_predictions}]} as JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every task's fitness")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the azc command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except AzcError as err:
+        print(str(err), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
