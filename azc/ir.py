@@ -22,6 +22,7 @@ This module depends only on azc.ops and azc.errors.
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +36,13 @@ from azc.ops import NUM_OPS, OPS, Const, Kind, Op
 _PACK_D = struct.Struct("<d")
 
 
+_NAN_BITS = 0x7FF8000000000000
+
+
 def _bits(x: float) -> int:
+    """The bit pattern of a float64; every NaN counts as the one canonical NaN."""
+    if x != x:
+        return _NAN_BITS
     return int.from_bytes(_PACK_D.pack(x), "little")
 
 
@@ -105,6 +112,7 @@ class Instr:
                 vals[i] = float(int(x))
             else:
                 vals[i] = float(x)
+        vals = [math.nan if v != v else v for v in vals]  # one NaN: payloads carry nothing
         return Instr(o.id, out if o.out is not None else 0,
                      in1 if o.arity >= 1 else 0, in2 if o.arity >= 2 else 0,
                      vals[0], vals[1], vals[2], slot if o.random else -1)
@@ -291,6 +299,6 @@ def structural_hash(program: Program) -> str:
         h.update(struct.pack("<BI", comp, len(instrs)))
         for i, ins in enumerate(instrs):
             slot = (i if ins.slot < 0 else ins.slot) if OPS[ins.op].random else -1
-            h.update(struct.pack("<iiiidddi", ins.op, ins.out, ins.in1, ins.in2,
-                                 ins.c0, ins.c1, ins.c2, slot))
+            op, out, in1, in2, b0, b1, b2, _ = ins.key
+            h.update(struct.pack("<iiiiQQQi", op, out, in1, in2, b0, b1, b2, slot))
     return h.hexdigest()
