@@ -59,7 +59,29 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     program, _ = load_program(args.program)
+    if args.optimized or args.stats:
+        from azc.passes import optimize_with_stats
+        optimized, stats = optimize_with_stats(program, args.features)
+        if args.stats:
+            print(stats)
+        if args.optimized:
+            print(format_program(optimized), end="")
+        return 0
     print(format_program(program), end="")
+    return 0
+
+
+def cmd_llvm(args: argparse.Namespace) -> int:
+    from azc.backend.jit import default_compiler
+    from azc.passes import optimize
+    program, _ = load_program(args.program)
+    if not args.unoptimized:
+        program = optimize(program, args.features)
+    compiler = default_compiler()
+    if args.asm:
+        print(compiler.assembly(program, args.features), end="")
+    else:
+        print(compiler.llvm_ir(program, args.features, optimized=args.opt), end="")
     return 0
 
 
@@ -133,7 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="print a program in canonical form")
     p.add_argument("program", help="a .az file or the name of a shipped example")
+    p.add_argument("--optimized", action="store_true",
+                   help="print the program after dead-code removal and constant folding")
+    p.add_argument("--stats", action="store_true", help="say what each pass removed")
+    p.add_argument("--features", type=int, metavar="F",
+                   help="feature size (enables constant folding of vector/matrix ops)")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("llvm", help="print the LLVM IR (or assembly) of a program's kernel")
+    p.add_argument("program", help="a .az file or the name of a shipped example")
+    p.add_argument("--features", type=int, default=4, metavar="F", help="feature size (4)")
+    p.add_argument("--asm", action="store_true", help="print native assembly instead")
+    p.add_argument("--opt", action="store_true", help="print the IR after LLVM's passes")
+    p.add_argument("--unoptimized", action="store_true",
+                   help="skip azc's own passes (dead code, folding)")
+    p.set_defaults(func=cmd_llvm)
 
     p = sub.add_parser("ops", help="list the 65 ops")
     p.add_argument("--markdown", action="store_true", help="the full reference as Markdown")
@@ -145,8 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="built-in task set (linear, nonlinear, ...), a TOML file of task "
                    "specs, or a .npz/.csv dataset")
     _add_memory_options(p)
-    p.add_argument("--backend", choices=["interp", "jit"], default="interp",
-                   help="reference interpreter or JIT-compiled native code")
+    p.add_argument("--backend", choices=["interp", "jit"], default="jit",
+                   help="JIT-compiled native code (default) or the reference interpreter")
     p.add_argument("--seed", type=int, default=0, help="seed of the random ops (default 0)")
     p.add_argument("--combination", choices=["mean", "median"], default="mean",
                    help="how per-task fitnesses combine (default mean, as the original)")

@@ -55,13 +55,13 @@ def resolve_memory(program: Program, tasks: Sequence[Task],
 
 
 def evaluate(program: Program | str, tasks: Task | Sequence[Task] | str,
-             memory: MemoryConfig | None = None, *, backend: str = "interp", seed: int = 0,
+             memory: MemoryConfig | None = None, *, backend: str = "jit", seed: int = 0,
              combination: str = "mean", max_abs_error: float = DEFAULT_MAX_ABS_ERROR,
              num_train_examples: int | None = None, record: bool = False) -> EvalResult:
     """Evaluate a program on tasks; the combined and per-task fitness.
 
     - `memory`: numbers of s/v/m addresses (default: the smallest that fits);
-    - `backend`: "interp" (reference interpreter) or "jit";
+    - `backend`: "jit" (compiled native code) or "interp" (the reference interpreter);
     - `seed`: seeds the random ops (same seed, same draws on every backend);
     - `combination`: "mean" (the original's default) or "median" (the paper's);
     - `num_train_examples`: train on at most this many examples per task;

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from azc._runtime import rng
-from azc.ir import Component, Instr, MemoryConfig, Program
+from azc.ir import Component, Instr, MemoryConfig, Program, slot_at
 from azc.ops import OPS, Kind
 from azc.results import MIN_FITNESS, TaskResult, flip_and_squash, sigmoid
 from azc.tasks.task import EvalType, Task
@@ -72,9 +72,8 @@ def _decode(instrs: Sequence[Instr]) -> list[_Step]:
         op = OPS[ins.op]
         if op.out is None:
             continue
-        slot = (pos if ins.slot < 0 else ins.slot) if op.random else -1
         steps.append(_Step(op.ref, tuple(ins.inputs()), (op.out, ins.out), ins.consts,
-                           op.partial_write, slot))
+                           op.partial_write, slot_at(ins, pos)))
     return steps
 
 

@@ -24,26 +24,14 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
 
 from azc.errors import VerifyError
 from azc.ops import NUM_OPS, OPS, Const, Kind, Op
-
-_PACK_D = struct.Struct("<d")
-
-
-_NAN_BITS = 0x7FF8000000000000
-
-
-def _bits(x: float) -> int:
-    """The bit pattern of a float64; every NaN counts as the one canonical NaN."""
-    if x != x:
-        return _NAN_BITS
-    return int.from_bytes(_PACK_D.pack(x), "little")
 
 
 def as_float32(x: float) -> float:
@@ -73,29 +61,91 @@ class Component(IntEnum):
 COMPONENTS = (Component.SETUP, Component.PREDICT, Component.LEARN)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Instr:
-    """One instruction; construct with `Instr.make` to get normalized fields."""
+_RECORD = struct.Struct("<hhhhddd")
+_F64 = struct.Struct("<d")
+_RANDOM_IDS = frozenset(o.id for o in OPS if o.random)
+RECORD_SIZE = _RECORD.size  # 32 bytes
 
-    op: int
-    out: int = 0
-    in1: int = 0
-    in2: int = 0
-    c0: float = 0.0
-    c1: float = 0.0
-    c2: float = 0.0
-    slot: int = -1
-    key: tuple = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "key", (self.op, self.out, self.in1, self.in2, _bits(self.c0),
-                                         _bits(self.c1), _bits(self.c2), self.slot))
+class Instr(bytes):
+    """One instruction, as an immutable 32-byte record.
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Instr) and self.key == other.key
+    Layout (little endian): op, out, in1, in2 as int16, then c0, c1, c2 as
+    float64 -- the encoding the native code reads.  Equality and hashing are
+    on the bytes, so they are exact (signed zeros differ, every NaN is the
+    one canonical NaN).  A random op has no inputs; its in1 field holds its
+    random-stream slot + 1 (0: the default, its position in its component).
+    Construct with `Instr.make` to get normalized fields (unused fields 0,
+    float32 constants rounded).
+    """
 
-    def __hash__(self) -> int:
-        return hash(self.key)
+    __slots__ = ()
+
+    def __new__(cls, op: int, out: int = 0, in1: int = 0, in2: int = 0, c0: float = 0.0,
+                c1: float = 0.0, c2: float = 0.0, slot: int = -1) -> Instr:
+        if op in _RANDOM_IDS:
+            in1 = slot + 1
+        return bytes.__new__(cls, _RECORD.pack(op, out, in1, in2,
+                                               math.nan if c0 != c0 else c0,
+                                               math.nan if c1 != c1 else c1,
+                                               math.nan if c2 != c2 else c2))
+
+    @staticmethod
+    def from_record(record: bytes) -> Instr:
+        """The instruction of a 32-byte record."""
+        return bytes.__new__(Instr, record)
+
+    def __reduce__(self) -> tuple:
+        return (Instr.from_record, (bytes(self),))
+
+    def __repr__(self) -> str:
+        return (f"Instr(op={self.op}, out={self.out}, in1={self.in1}, in2={self.in2}, "
+                f"c0={self.c0!r}, c1={self.c1!r}, c2={self.c2!r}, slot={self.slot})")
+
+    @property
+    def op(self) -> int:
+        """The op id."""
+        return self[0] | (self[1] << 8)
+
+    @property
+    def out(self) -> int:
+        """The output address."""
+        return self[2] | (self[3] << 8)
+
+    @property
+    def in1(self) -> int:
+        """The first input address (0 for ops without inputs)."""
+        return 0 if self[0] in _RANDOM_IDS else self[4] | (self[5] << 8)
+
+    @property
+    def in2(self) -> int:
+        """The second input address."""
+        return self[6] | (self[7] << 8)
+
+    @property
+    def c0(self) -> float:
+        """The first constant."""
+        return _F64.unpack_from(self, 8)[0]
+
+    @property
+    def c1(self) -> float:
+        """The second constant."""
+        return _F64.unpack_from(self, 16)[0]
+
+    @property
+    def c2(self) -> float:
+        """The third constant."""
+        return _F64.unpack_from(self, 24)[0]
+
+    @property
+    def slot(self) -> int:
+        """The random-stream slot of a random op; -1: its position (and for other ops)."""
+        return (self[4] | (self[5] << 8)) - 1 if self[0] in _RANDOM_IDS else -1
+
+    @property
+    def key(self) -> bytes:
+        """The exact identity of the instruction (its record)."""
+        return bytes(self)
 
     @staticmethod
     def make(op: int | Op, out: int = 0, in1: int = 0, in2: int = 0,
@@ -112,7 +162,6 @@ class Instr:
                 vals[i] = float(int(x))
             else:
                 vals[i] = float(x)
-        vals = [math.nan if v != v else v for v in vals]  # one NaN: payloads carry nothing
         return Instr(o.id, out if o.out is not None else 0,
                      in1 if o.arity >= 1 else 0, in2 if o.arity >= 2 else 0,
                      vals[0], vals[1], vals[2], slot if o.random else -1)
@@ -120,31 +169,81 @@ class Instr:
     @property
     def spec(self) -> Op:
         """The op table row of this instruction."""
-        return OPS[self.op]
+        return OPS[self[0]]
 
     @property
     def consts(self) -> tuple[float, float, float]:
         """The constants (c0, c1, c2)."""
-        return (self.c0, self.c1, self.c2)
+        return _RECORD.unpack(self)[4:]  # type: ignore[return-value]
+
+    def fields(self) -> tuple[int, int, int, int, float, float, float]:
+        """(op, out, in1, in2, c0, c1, c2) in one unpack (in1 is the raw field)."""
+        return _RECORD.unpack(self)  # type: ignore[return-value]
 
     def inputs(self) -> list[tuple[Kind, int]]:
         """The (kind, address) pairs this instruction reads (not the old output of 57/58)."""
-        o = OPS[self.op]
-        return [(k, a) for k, a in zip(o.ins, (self.in1, self.in2))]
+        o = OPS[self[0]]
+        if not o.ins:
+            return []
+        if len(o.ins) == 1:
+            return [(o.ins[0], self.in1)]
+        return [(o.ins[0], self.in1), (o.ins[1], self.in2)]
 
     def output(self) -> tuple[Kind, int] | None:
         """The (kind, address) this instruction writes, or None for NO_OP."""
-        o = OPS[self.op]
+        o = OPS[self[0]]
         return None if o.out is None else (o.out, self.out)
 
     def with_slot(self, slot: int) -> Instr:
         """The same instruction bound to a random-stream slot (random ops only)."""
-        if not OPS[self.op].random or self.slot == slot:
+        if self[0] not in _RANDOM_IDS or self.slot == slot:
             return self
-        return Instr(self.op, self.out, self.in1, self.in2, self.c0, self.c1, self.c2, slot)
+        op, out, _, in2, c0, c1, c2 = _RECORD.unpack(self)
+        return Instr(op, out, 0, in2, c0, c1, c2, slot)
 
 
 NOOP = Instr(0)
+
+
+def slot_at(ins: Instr, position: int) -> int:
+    """The random-stream slot of an instruction at a position (-1 for non-random ops)."""
+    if not OPS[ins.op].random:
+        return -1
+    return position if ins.slot < 0 else ins.slot
+
+
+def canonical_slots(instrs: Iterable[Instr], slots: Iterable[int]) -> tuple[Instr, ...]:
+    """Instructions at their (new) positions, each random op bound to its slot.
+
+    `slots[j]` is the slot `instrs[j]` must keep (its `slot_at` before the
+    instructions moved; ignored for non-random ops).  Canonical form: a
+    random op stores slot -1 exactly when its slot equals its position, so
+    programs with the same draws compare equal.  Every pass that removes or
+    moves instructions builds its result with this.
+    """
+    return tuple(ins.with_slot(-1 if slot == pos else slot) if OPS[ins.op].random else ins
+                 for pos, (ins, slot) in enumerate(zip(instrs, slots)))
+
+
+def positional_slots(instrs: Sequence[Instr]) -> tuple[Instr, ...]:
+    """The same component with every random op at the position of its slot.
+
+    Passes that remove instructions give surviving random ops explicit slots;
+    text cannot say a slot, so before printing, no-ops are inserted in front
+    of such ops until each stands at its slot (slots only ever exceed
+    positions, in order).  The result draws exactly the same numbers.
+    """
+    if all(ins.slot < 0 for ins in instrs):
+        return tuple(instrs)
+    out: list[Instr] = []
+    for ins in instrs:
+        slot = ins.slot
+        if slot >= 0:
+            out.extend([NOOP] * max(0, slot - len(out)))
+            if slot == len(out):
+                ins = ins.with_slot(-1)
+        out.append(ins)
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,9 +280,8 @@ class Program:
                 yield comp, i, ins
 
     def slot(self, component: Component, index: int) -> int:
-        """The random-stream slot of an instruction."""
-        s = self[component][index].slot
-        return index if s < 0 else s
+        """The random-stream slot of an instruction (-1 for non-random ops)."""
+        return slot_at(self[component][index], index)
 
     def uses_random(self) -> bool:
         """Whether any instruction draws random numbers."""
@@ -230,9 +328,9 @@ class MemoryConfig:
 
     def __str__(self) -> str:
         f = "" if self.features is None else f", F={self.features}"
-        def n(count: int, word: str) -> str:
-            return f"{count} {word}{'' if count == 1 else 'es' if word == 'matrix' else 's'}"
-        sizes = [n(self.scalars, "scalar"), n(self.vectors, "vector"), n(self.matrices, "matrix")]
+        words = [("scalar", "scalars"), ("vector", "vectors"), ("matrix", "matrices")]
+        counts = (self.scalars, self.vectors, self.matrices)
+        sizes = [f"{n} {one if n == 1 else many}" for n, (one, many) in zip(counts, words)]
         return ", ".join(sizes) + f
 
 
@@ -298,7 +396,5 @@ def structural_hash(program: Program) -> str:
     for comp, instrs in program.components():
         h.update(struct.pack("<BI", comp, len(instrs)))
         for i, ins in enumerate(instrs):
-            slot = (i if ins.slot < 0 else ins.slot) if OPS[ins.op].random else -1
-            op, out, in1, in2, b0, b1, b2, _ = ins.key
-            h.update(struct.pack("<iiiiQQQi", op, out, in1, in2, b0, b1, b2, slot))
+            h.update(ins.with_slot(slot_at(ins, i)) if ins[0] in _RANDOM_IDS else ins)
     return h.hexdigest()

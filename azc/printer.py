@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from azc.ir import Instr, Program
+from azc.ir import Instr, Program, positional_slots
 from azc.ops import OPS, Const
 
 
@@ -48,9 +48,15 @@ def format_instr(ins: Instr) -> str:
 
 
 def format_program(program: Program, indent: str = "  ") -> str:
-    """The whole program in canonical form, ending with a newline."""
+    """The whole program in canonical form, ending with a newline.
+
+    Random ops bound to a slot other than their position (after dead-code
+    removal) are printed behind no-ops that put them back at their slot, so
+    the text draws the same random numbers as the program.
+    """
     lines: list[str] = []
     for comp, instrs in program.components():
+        instrs = positional_slots(instrs)
         lines.append(f"def {comp.title}():")
         if not instrs:
             lines.append(f"{indent}pass")

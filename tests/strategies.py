@@ -3,15 +3,18 @@
 Programs are drawn over all 65 ops with addresses inside a memory
 configuration, constants in their stored types (float64 for op 56, float32
 for 57-64, element indices < F) and including special values (NaN, ±inf,
-±0, huge and tiny numbers).
+±0, huge and tiny numbers).  Tasks are small and built directly, with
+data from a drawn seed (sometimes with NaN, ±inf and huge features).
 """
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import strategies as st
 
-from azc.ir import Instr, MemoryConfig, Program, as_float32
+from azc.ir import Instr, MemoryConfig, Program, as_float32, canonical_slots, slot_at
 from azc.ops import NUM_OPS, OPS, Const, Kind
+from azc.tasks.task import EvalType, Task
 
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, float("inf"), float("-inf"), float("nan"), 1e300,
            -1e300, 5e-324, 1e-308, 3.0e38, -3.0e38, 1e-45]
@@ -73,3 +76,209 @@ def memory_and_program(draw: st.DrawFn, max_features: int = 8,
     """A memory configuration and a valid program for it."""
     mem = draw(memories(max_features))
     return mem, draw(programs(mem, max_size))
+
+
+WILD = [float("nan"), float("inf"), float("-inf"), 1e300, -1e300, 1e-300, 0.0, -0.0]
+
+
+@st.composite
+def tasks(draw: st.DrawFn, features: int, max_train: int = 6, max_valid: int = 4,
+          max_epochs: int = 2) -> Task:
+    """A small task with F = `features`: data from a drawn seed, both eval types.
+
+    Sometimes (about one task in four) NaN, ±inf, huge and tiny values are
+    planted among the features.
+    """
+    seed = draw(st.integers(0, 2**32 - 1))
+    n = draw(st.integers(1, max_train))
+    nv = draw(st.integers(1, max_valid))
+    epochs = draw(st.integers(1, max_epochs))
+    eval_type = draw(st.sampled_from([EvalType.RMS_ERROR, EvalType.ACCURACY]))
+    wild = draw(st.integers(0, 3)) == 0
+    rng = np.random.default_rng(seed)
+
+    def features_of(count: int) -> np.ndarray:
+        x = rng.normal(size=(count, features))
+        if wild:
+            planted = rng.random(x.shape) < 0.25
+            x[planted] = rng.choice(WILD, size=int(planted.sum()))
+        return x
+
+    def labels_of(count: int) -> np.ndarray:
+        if eval_type is EvalType.ACCURACY:
+            return rng.integers(0, 2, size=count).astype(np.float64)
+        return rng.normal(size=count)
+
+    tx, ty, vx, vy = features_of(n), labels_of(n), features_of(nv), labels_of(nv)
+    order = np.array([rng.permutation(n) for _ in range(epochs)], dtype=np.int64)
+    return Task(tx, ty, vx, vy, eval_type, epochs, order, name=f"task-{seed}")
+
+
+@st.composite
+def op_subsets(draw: st.DrawFn, memory: MemoryConfig) -> list[int] | None:
+    """None (all ops) a third of the time, else a few ops the memory can hold.
+
+    Half of the subsets are rich in the setters 56-64 (element setters and
+    random ops), whose interactions with the passes are the subtle ones.
+    """
+    pick = draw(st.integers(0, 2))
+    if pick == 0:
+        return None
+    chosen = draw(st.lists(st.integers(0, NUM_OPS - 1), min_size=1, max_size=8, unique=True))
+    if pick == 2:
+        setters = draw(st.lists(st.integers(56, 64), min_size=1, max_size=4, unique=True))
+        chosen = sorted(set(chosen[:4]) | set(setters))
+    fits = [o for o in chosen if all(memory.size(k) > 0 for k in OPS[o].ins)
+            and (OPS[o].out is None or memory.size(OPS[o].out) > 0)]
+    return fits or None
+
+
+# Ops that reduce what a component computed into the prediction s1.
+SINKS = (1, 21, 27, 34, 50, 51, 54, 55)
+
+
+@st.composite
+def wired(draw: st.DrawFn, program: Program) -> Program:
+    """The program with inputs rewired to read what it writes, and s1 often written.
+
+    Random programs are mostly dead code.  Here each input becomes, with
+    probability 1/3 each, the location of its kind written last before it
+    (so chains form), or any location of its kind the program writes
+    (values flow across components and runs), or stays; with probability
+    1/3 an output becomes the location of its kind written last (updates and
+    overwrites); and with probability 3/4 Predict ends with a reduction of
+    the locations written last into s1 (one of `SINKS`).
+    """
+    written: dict[Kind, list[int]] = {k: [] for k in Kind}
+    for _, _, ins in program.instructions():
+        out = ins.output()
+        if out is not None and out[1] not in written[out[0]]:
+            written[out[0]].append(out[1])
+    last: dict[Kind, int] = {}
+
+    def rewire(ins: Instr, out: int | None = None) -> Instr:
+        op = OPS[ins.op]
+        addrs = [ins.in1, ins.in2]
+        for j, kind in enumerate(op.ins):
+            how = draw(st.integers(0, 2))
+            if how == 0 and kind in last:
+                addrs[j] = last[kind]
+            elif how == 1 and written[kind]:
+                addrs[j] = draw(st.sampled_from(written[kind]))
+        if out is None:
+            out = ins.out
+            if op.out is not None and op.out in last and draw(st.integers(0, 2)) == 0:
+                out = last[op.out]
+        new = Instr.make(op, out, *addrs[:op.arity], consts=ins.consts[:len(op.consts)],
+                         slot=ins.slot)
+        if op.out is not None:
+            last[op.out] = new.out
+        return new
+
+    parts = [[rewire(ins) for ins in body] for _, body in program.components()]
+    last.clear()
+    for ins in parts[0] + parts[2] + parts[1]:  # latest at the end of Predict: its own writes
+        if OPS[ins.op].out is not None:
+            last[OPS[ins.op].out] = ins.out
+    sinks = [o for o in SINKS if all(k in last for k in OPS[o].ins)]
+    if sinks and draw(st.integers(0, 3)) > 0:
+        op = OPS[draw(st.sampled_from(sinks))]
+        parts[1].append(Instr.make(op, 1, *[last[k] for k in op.ins]))
+    return Program(*(tuple(p) for p in parts))
+
+
+@st.composite
+def pass_programs(draw: st.DrawFn, max_features: int = 8,
+                  max_size: int = 8) -> tuple[MemoryConfig, Program]:
+    """A memory and a valid program for it, shaped to exercise the passes.
+
+    Half the programs use all 65 ops, the others a few drawn ops; half the
+    memories are tiny; half the programs are `wired`.  These make
+    interactions (element setters after whole writes, random ops after dead
+    code, values carried from one component run to the next) come up often.
+    """
+    small = st.builds(MemoryConfig, st.integers(2, 4), st.integers(1, 3), st.integers(0, 2),
+                      st.integers(1, max_features))
+    mem = draw(st.one_of(memories(max_features), small))
+    program = draw(programs(mem, max_size, draw(op_subsets(mem))))
+    if draw(st.booleans()):
+        program = draw(wired(program))
+    return mem, program
+
+
+@st.composite
+def programs_on_tasks(draw: st.DrawFn, max_features: int = 8, max_size: int = 8
+                      ) -> tuple[MemoryConfig, Program, Task, int]:
+    """A memory, a `pass_programs` program, a task at the memory's F and a seed."""
+    mem, program = draw(pass_programs(max_features, max_size))
+    task = draw(tasks(mem.features or 1))
+    return mem, program, task, draw(st.integers(0, 2**32 - 1))
+
+
+def reads(program: Program) -> set[tuple[int, int]]:
+    """Every (kind, address) some instruction reads, the old output of 57/58 included."""
+    locs = set()
+    for _, _, ins in program.instructions():
+        locs.update((int(k), a) for k, a in ins.inputs())
+        if OPS[ins.op].partial_write:
+            locs.add((int(OPS[ins.op].out), ins.out))
+    return locs
+
+
+@st.composite
+def with_dead_code(draw: st.DrawFn, memory: MemoryConfig, program: Program,
+                   max_extra: int = 4) -> tuple[MemoryConfig, Program]:
+    """The program with dead instructions inserted, and a memory that holds them.
+
+    Inserted instructions are no-ops and instructions of any op writing a
+    location the program never reads (never s1), so they are dead; the
+    memory grows by a few addresses of each kind so there always is one.
+    The program's random ops keep their random-stream slots.
+    """
+    big = MemoryConfig(memory.scalars + 2, memory.vectors + 1, memory.matrices + 1,
+                       memory.features)
+    read = reads(program) | {(0, 1)}
+    free = {kind: [a for a in range(big.size(kind)) if (int(kind), a) not in read]
+            for kind in Kind}
+    parts = []
+    for _, body in program.components():
+        merged: list[tuple[Instr, int | None]] = [(ins, slot_at(ins, i))
+                                                  for i, ins in enumerate(body)]
+        for _ in range(draw(st.integers(0, max_extra))):
+            ins = draw(instrs(big))
+            op = OPS[ins.op]
+            if op.out is not None:
+                out = draw(st.sampled_from(free[op.out]))
+                ins = Instr.make(op, out, ins.in1, ins.in2, consts=ins.consts)
+            merged.insert(draw(st.integers(0, len(merged))), (ins, None))
+        slots = [j if s is None else s for j, (_, s) in enumerate(merged)]
+        parts.append(canonical_slots([ins for ins, _ in merged], slots))
+    return big, Program(*parts)
+
+
+@st.composite
+def memory_contents(draw: st.DrawFn, memory: MemoryConfig) -> np.ndarray:
+    """A flat float64 memory buffer (scalars, vectors, matrices) with special values."""
+    F = memory.features or 1
+    n = memory.scalars + memory.vectors * F + memory.matrices * F * F
+    fill = draw(st.sampled_from(["special", "normal", "mixed"]))
+    if fill == "normal":
+        seed = draw(st.integers(0, 2**32 - 1))
+        return np.random.default_rng(seed).standard_normal(n)
+    values = draw(st.lists(f64(), min_size=n, max_size=n))
+    buf = np.array(values, dtype=np.float64)
+    if fill == "mixed":
+        seed = draw(st.integers(0, 2**32 - 1))
+        mask = np.random.default_rng(seed).random(n) < 0.7
+        buf[mask] = np.random.default_rng(seed + 1).standard_normal(int(mask.sum()))
+    return buf
+
+
+@st.composite
+def programs_with_dead_code(draw: st.DrawFn, max_features: int = 8, max_size: int = 8
+                            ) -> tuple[MemoryConfig, Program, MemoryConfig, Program, Task, int]:
+    """(memory, program, larger memory, program with dead code inserted, task, seed)."""
+    mem, program = draw(pass_programs(max_features, max_size))
+    big, padded = draw(with_dead_code(mem, program))
+    return mem, program, big, padded, draw(tasks(mem.features or 1)), draw(
+        st.integers(0, 2**32 - 1))

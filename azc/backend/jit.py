@@ -1,0 +1,436 @@
+"""The JIT: LLVM IR text -> native code with llvmlite, and calls into kernels.
+
+Facts about llvmlite 0.50 that shape this module (DESIGN.md):
+- only `initialize_native_target()` / `initialize_native_asmprinter()` are
+  called (`llvm.initialize()` raises);
+- optimization uses the new pass manager, one module pass manager per run;
+- `create_mcjit_compiler(mod, tm)` owns `tm`: every engine gets its own
+  target machine, and a separate one is kept for the optimization passes;
+- machine code is freed only when its engine is closed, so kernels live in
+  engines of bounded size that the kernel cache closes when all their
+  kernels are evicted (see cache.py).
+
+No fast-math flags are ever used: kernels agree with the reference
+interpreter bit for bit (transcendental functions are the same libm calls).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from azc.backend import lower
+from azc.errors import JitError
+from azc.interp import DEFAULT_MAX_ABS_ERROR
+from azc.ir import MemoryConfig, Program, structural_hash
+from azc.results import TaskResult
+from azc.tasks.task import Task
+
+KERNEL_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                                    ctypes.c_double, ctypes.c_void_p)
+RUNNER_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                                    ctypes.c_int64, ctypes.c_int64)
+
+_lock = threading.RLock()
+_initialized = False
+
+
+def _llvm():
+    """llvmlite.binding, with the native target initialized once."""
+    global _initialized
+    import llvmlite.binding as llvm
+    with _lock:
+        if not _initialized:
+            llvm.initialize_native_target()
+            llvm.initialize_native_asmprinter()
+            _initialized = True
+    return llvm
+
+
+@dataclass(frozen=True)
+class Target:
+    """What code is generated for: triple, CPU name and CPU features."""
+
+    triple: str
+    cpu: str
+    features: str
+
+    @staticmethod
+    def host() -> Target:
+        """The machine this process runs on."""
+        llvm = _llvm()
+        return Target(llvm.get_process_triple(), llvm.get_host_cpu_name(),
+                      llvm.get_host_cpu_features().flatten())
+
+    @staticmethod
+    def generic() -> Target:
+        """Portable x86-64 (or the host architecture's baseline) code."""
+        llvm = _llvm()
+        triple = llvm.get_process_triple()
+        cpu = "x86-64" if triple.startswith("x86_64") else "generic"
+        return Target(triple, cpu, "")
+
+    def machine(self, opt: int = 2, reloc: str = "default", codemodel: str = "jitdefault"):
+        """A new llvmlite TargetMachine for this target."""
+        llvm = _llvm()
+        target = llvm.Target.from_triple(self.triple)
+        return target.create_target_machine(cpu=self.cpu, features=self.features, opt=opt,
+                                            reloc=reloc, codemodel=codemodel)
+
+
+def optimize_module(module, target: Target, level: int) -> None:
+    """Optimize a parsed module in place.
+
+    Level 1 is azc's lean pipeline: inline the op functions, promote the
+    memory to registers (SROA), combine and simplify; it gives kernels as fast
+    as LLVM's -O1 at about half the compile time (bench/bench_compile.py).
+    Levels 2 and 3 run LLVM's default pipelines.  Level 0 only inlines.
+    """
+    llvm = _llvm()
+    tm = target.machine(opt=max(level, 1))
+    pto = llvm.create_pipeline_tuning_options(speed_level=max(level, 1))
+    pb = llvm.create_pass_builder(tm, pto)
+    if level >= 2:
+        pm = pb.getModulePassManager()
+    else:
+        pm = llvm.create_new_module_pass_manager()
+        pm.add_always_inliner_pass()
+        if level == 1:
+            pm.add_sroa_pass()
+            pm.add_instruction_combine_pass()
+            pm.add_simplify_cfg_pass()
+            pm.add_sroa_pass()
+            pm.add_global_dead_code_eliminate_pass()
+    pm.run(module, pb)
+
+
+def parse_ir(text: str):
+    """Parse and verify LLVM IR text; a JitError with the LLVM message if it is invalid."""
+    llvm = _llvm()
+    try:
+        mod = llvm.parse_assembly(text)
+        mod.verify()
+    except RuntimeError as err:
+        raise JitError(f"invalid LLVM IR generated (a bug in azc): {err}") from None
+    return mod
+
+
+class Engine:
+    """One MCJIT execution engine; native code lives until `close()`."""
+
+    def __init__(self, target: Target, codegen_opt: int = 2):
+        llvm = _llvm()
+        self.target = target
+        self._tm = target.machine(opt=codegen_opt)  # owned by the engine: never reuse
+        self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self._tm)
+        self.modules = 0
+        self.kernels = 0
+        self.closed = False
+
+    def add(self, module, names: Sequence[str], kernels: int = 1) -> list[int]:
+        """Add an optimized module holding `kernels` kernels; the named functions' addresses."""
+        if self.closed:
+            raise JitError("engine already closed")
+        with _lock:
+            self._engine.add_module(module)
+            self._engine.finalize_object()
+            addrs = [self._engine.get_function_address(n) for n in names]
+        if not all(addrs):
+            raise JitError(f"symbols missing after compile: {names}")
+        self.modules += 1
+        self.kernels += kernels
+        return addrs
+
+    def close(self) -> None:
+        """Free all native code of this engine."""
+        if not self.closed:
+            self.closed = True
+            self._engine.close()
+
+
+@dataclass(eq=False)
+class Kernel:
+    """A compiled program: one native call evaluates it on every task of a descriptor."""
+
+    key: str
+    features: int
+    address: int
+    runner_address: int
+    engine: Engine
+    compile_seconds: float
+    memory: MemoryConfig
+    cfunc: object = field(repr=False, default=None)
+    runner: object = field(repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.cfunc = KERNEL_SIGNATURE(self.address)
+        self.runner = RUNNER_SIGNATURE(self.runner_address)
+
+    def run_component(self, buffer: np.ndarray, kind: int, *, seed: int = 0, task: int = 0,
+                      index: int = 0) -> None:
+        """Run one component on a flat memory buffer in place (kind: 0 Setup, 1 Predict,
+        2 Learn, 3 validation Predict); the buffer has this kernel's memory layout."""
+        if self.engine.closed:
+            raise JitError("this kernel's native code was freed (evicted from the cache)")
+        size = lower.Layout.of(self.memory, self.features).size
+        if buffer.dtype != np.float64 or not buffer.flags.c_contiguous or buffer.size < size:
+            raise JitError(f"memory buffer must be {size} contiguous float64")
+        self.runner(buffer.ctypes.data, seed & 0xFFFFFFFFFFFFFFFF, task, kind, index)
+
+    def run(self, tasks: Sequence[Task], seed: int = 0,
+            max_abs_error: float = DEFAULT_MAX_ABS_ERROR, num_train: int | None = None,
+            num_valid: int | None = None, record: bool = False,
+            record_errors: bool = False) -> list[TaskResult]:
+        """Evaluate on tasks (all of this kernel's F); one native call."""
+        if self.engine.closed:
+            raise JitError("this kernel's native code was freed (evicted from the cache)")
+        batch = TaskBatch.of(tasks, self.features)
+        return batch.run(self, seed, max_abs_error, num_train, num_valid, record, record_errors)
+
+
+class TaskBatch:
+    """The int64 descriptor of a list of tasks, and the buffers results are written to.
+
+    Building one costs tens of microseconds, so `TaskBatch.of` keeps the last
+    few (tasks are immutable; the batch holds references to their arrays).
+    """
+
+    _recent: ClassVar[dict[tuple, TaskBatch]] = {}
+
+    @classmethod
+    def of(cls, tasks: Sequence[Task], features: int) -> TaskBatch:
+        """The (cached) batch of a list of tasks."""
+        key = (features, *map(id, tasks))
+        batch = cls._recent.get(key)
+        if batch is None or any(a is not b for a, b in zip(batch.tasks, tasks)):
+            batch = cls(tasks, features)
+            if len(cls._recent) >= 16:
+                cls._recent.pop(next(iter(cls._recent)))
+            cls._recent[key] = batch
+        return batch
+
+    def __init__(self, tasks: Sequence[Task], features: int):
+        for t in tasks:
+            if t.features != features:
+                raise JitError(f"task {t.name} has F={t.features}, the kernel F={features}")
+        self.tasks = list(tasks)
+        desc = np.zeros((len(tasks), lower.DESC_WIDTH), dtype=np.int64)
+        col = {name: i for i, name in enumerate(lower.TASK_FIELDS)}
+        for r, t in enumerate(tasks):
+            desc[r, col["train_x"]] = t.train_x.ctypes.data
+            desc[r, col["train_y"]] = t.train_y.ctypes.data
+            desc[r, col["valid_x"]] = t.valid_x.ctypes.data
+            desc[r, col["valid_y"]] = t.valid_y.ctypes.data
+            desc[r, col["order"]] = t.train_order.ctypes.data
+            desc[r, col["num_train"]] = t.num_train
+            desc[r, col["num_valid"]] = t.num_valid
+            desc[r, col["epochs"]] = t.num_train_epochs
+            desc[r, col["eval_type"]] = int(t.eval_type)
+            desc[r, col["index"]] = t.index
+        self.desc = desc
+        self.col = col
+        self.out = np.zeros((len(tasks), lower.OUT_WIDTH), dtype=np.float64)
+        self.full_train = np.array([t.max_train_steps for t in tasks], dtype=np.int64)
+        self.full_valid = np.array([t.num_valid for t in tasks], dtype=np.int64)
+        self._requests: tuple | None = None
+
+    def _set_requests(self, num_train: int | None, num_valid: int | None) -> None:
+        if self._requests == (num_train, num_valid):
+            return
+        c = self.col
+        n = self.full_train if num_train is None else np.clip(num_train, 0, self.full_train)
+        self.desc[:, c["num_train_req"]] = n
+        self.desc[:, c["num_valid_req"]] = self.full_valid if num_valid is None else num_valid
+        self._requests = (num_train, num_valid)
+
+    def fitness(self, kernel: Kernel, seed: int = 0,
+                max_abs_error: float = DEFAULT_MAX_ABS_ERROR, num_train: int | None = None,
+                num_valid: int | None = None) -> np.ndarray:
+        """Per-task fitness only (the fast path: no result objects, no recording)."""
+        self._set_requests(num_train, num_valid)
+        kernel.cfunc(self.desc.ctypes.data, len(self.tasks), seed & 0xFFFFFFFFFFFFFFFF,
+                     float(max_abs_error), self.out.ctypes.data)
+        return self.out[:, 0].copy()
+
+    def run(self, kernel: Kernel, seed: int, max_abs_error: float, num_train: int | None,
+            num_valid: int | None, record: bool, record_errors: bool) -> list[TaskResult]:
+        """Call the kernel and turn its outputs into TaskResults."""
+        desc, col = self.desc, self.col
+        self._set_requests(num_train, num_valid)
+        keep: list[np.ndarray] = []
+        bufs: list[dict[str, np.ndarray]] = []
+        recording = record or record_errors
+        for r, t in enumerate(self.tasks):
+            if not recording:
+                bufs.append({})
+                continue
+            n_all = int(desc[r, col["num_train_req"]])
+            b: dict[str, np.ndarray] = {}
+            if record:
+                b["rec_train_pred"] = np.empty(max(n_all, 1))
+                b["rec_valid_pred"] = np.empty(t.num_valid)
+            if record_errors:
+                b["rec_train_err"] = np.empty(t.num_train)
+                b["rec_valid_err"] = np.empty(t.num_valid)
+            for name in ("rec_train_pred", "rec_valid_pred", "rec_train_err", "rec_valid_err"):
+                desc[r, col[name]] = b[name].ctypes.data if name in b else 0
+            keep.extend(b.values())
+            bufs.append(b)
+        try:
+            kernel.cfunc(desc.ctypes.data, len(self.tasks), seed & 0xFFFFFFFFFFFFFFFF,
+                         float(max_abs_error), self.out.ctypes.data)
+        finally:
+            if recording:
+                desc[:, col["rec_train_pred"]:col["rec_valid_err"] + 1] = 0
+        results = []
+        for r in range(len(self.tasks)):
+            o = self.out[r]
+            steps = int(o[1])
+            res = TaskResult(fitness=float(o[0]), train_steps=steps, stopped_early=bool(o[2]))
+            b = bufs[r]
+            if record:
+                res.train_predictions = b["rec_train_pred"][:steps].copy()
+                res.valid_predictions = b["rec_valid_pred"][:int(o[5])].copy()
+            if record_errors:
+                res.train_errors = b["rec_train_err"][:int(o[3])].tolist()
+                res.valid_errors = b["rec_valid_err"][:int(o[4])].tolist()
+            results.append(res)
+        return results
+
+
+class Compiler:
+    """Compiles programs to kernels, filling engines of bounded size."""
+
+    def __init__(self, target: Target | None = None, opt: int = 1, codegen_opt: int = 2,
+                 engine_size: int = 256):
+        self.target = target or Target.host()
+        self.opt = opt
+        self.codegen_opt = codegen_opt
+        self.engine_size = engine_size
+        self.engine: Engine | None = None
+        self.compiled = 0
+        self.compile_seconds = 0.0
+
+    def _engine(self) -> Engine:
+        if self.engine is None or self.engine.closed or self.engine.kernels >= self.engine_size:
+            self.engine = Engine(self.target, self.codegen_opt)
+        return self.engine
+
+    def compile_text(self, text: str, names: Sequence[str],
+                     kernels: int = 1) -> tuple[Engine, list[int], float]:
+        """Parse, optimize and add a module; (engine, addresses, seconds)."""
+        start = time.perf_counter()
+        with _lock:
+            mod = parse_ir(text)
+            optimize_module(mod, self.target, self.opt)
+            engine = self._engine()
+            addrs = engine.add(mod, names, kernels)
+        seconds = time.perf_counter() - start
+        self.compiled += len(names)
+        self.compile_seconds += seconds
+        return engine, addrs, seconds
+
+    def compile(self, program: Program, features: int, key: str | None = None) -> Kernel:
+        """One program's kernel (memory: the smallest that fits it)."""
+        return self.compile_many([program], features, [key] if key else None)[0]
+
+    def compile_many(self, programs: Sequence[Program], features: int,
+                     keys: Sequence[str] | None = None) -> list[Kernel]:
+        """Several programs' kernels in one module (cheaper per program than one by one)."""
+        return self.compile_with_memory(programs, features,
+                                        [MemoryConfig.fitting(p) for p in programs], keys)
+
+    def compile_with_memory(self, programs: Sequence[Program], features: int,
+                            memories: Sequence[MemoryConfig],
+                            keys: Sequence[str] | None = None) -> list[Kernel]:
+        """Kernels with given memory layouts (one module for all programs)."""
+        keys = list(keys) if keys else [structural_hash(p) for p in programs]
+        parts: list[str] = []
+        names = []
+        declared: set[str] = set()
+        for i, (prog, mem, key) in enumerate(zip(programs, memories, keys)):
+            name = f"k{i}_{key[:12]}"
+            text = lower.kernel_module(prog, mem, features, name)
+            parts.append(_dedupe(text, declared))
+            names += [name, f"{name}_run"]
+        engine, addrs, seconds = self.compile_text("\n".join(parts), names, len(programs))
+        per = seconds / max(1, len(programs))
+        return [Kernel(key, features, addrs[2 * i], addrs[2 * i + 1], engine, per, mem)
+                for i, (key, mem) in enumerate(zip(keys, memories))]
+
+    def llvm_ir(self, program: Program, features: int, optimized: bool = False) -> str:
+        """The LLVM IR of a program's kernel (optionally after optimization)."""
+        text = lower.kernel_module(program, MemoryConfig.fitting(program), features)
+        if not optimized:
+            return text
+        with _lock:
+            mod = parse_ir(text)
+            optimize_module(mod, self.target, max(self.opt, 1))
+        return str(mod)
+
+    def assembly(self, program: Program, features: int) -> str:
+        """The native assembly of a program's kernel."""
+        text = lower.kernel_module(program, MemoryConfig.fitting(program), features)
+        with _lock:
+            mod = parse_ir(text)
+            optimize_module(mod, self.target, max(self.opt, 1))
+            return self.target.machine(opt=self.codegen_opt).emit_assembly(mod)
+
+
+def _dedupe(text: str, seen: set[str]) -> str:
+    """Drop definitions/declarations already in the module (shared ops, libm, rng)."""
+    out: list[str] = []
+    skipping = False
+    for line in text.splitlines():
+        if skipping:
+            if line.startswith("}"):
+                skipping = False
+            continue
+        head = line.split("(")[0]
+        is_shared_def = (line.startswith("define internal") and "@op_" in head) or \
+            (line.startswith("define internal") and "@azc_" in head)
+        if is_shared_def or line.startswith("declare"):
+            sig = head
+            if sig in seen:
+                skipping = line.startswith("define")
+                continue
+            seen.add(sig)
+        out.append(line)
+    return "\n".join(out)
+
+
+_default: Compiler | None = None
+
+
+def default_compiler() -> Compiler:
+    """The process-wide compiler."""
+    global _default
+    if _default is None:
+        _default = Compiler()
+    return _default
+
+
+def evaluate_tasks(program: Program, tasks: Sequence[Task], memory: MemoryConfig, *,
+                   seed: int = 0, num_train: int | None = None,
+                   max_abs_error: float = DEFAULT_MAX_ABS_ERROR, record: bool = False,
+                   record_errors: bool = False) -> list[TaskResult]:
+    """Evaluate a program on tasks with compiled kernels (one per feature size)."""
+    from azc.backend.cache import default_cache
+    cache = default_cache()
+    results: list[TaskResult | None] = [None] * len(tasks)
+    by_f: dict[int, list[int]] = {}
+    for i, t in enumerate(tasks):
+        by_f.setdefault(t.features, []).append(i)
+    for F, idx in by_f.items():
+        kernel = cache.kernel(program, F)
+        out = kernel.run([tasks[i] for i in idx], seed=seed, max_abs_error=max_abs_error,
+                         num_train=num_train, record=record, record_errors=record_errors)
+        for i, r in zip(idx, out):
+            results[i] = r
+    return [r for r in results if r is not None]

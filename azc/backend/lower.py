@@ -1,0 +1,1487 @@
+"""Lowering to LLVM IR text: per-op emitters, component functions, the protocol driver.
+
+Memory is one flat float64 buffer: S scalars, then V vectors of F, then M
+row-major F x F matrices.  Every op is emitted as one LLVM function with the
+same signature,
+
+    void @op_<id>(ptr out, ptr a, ptr b, double c0, double c1, double c2, i64 key)
+
+where `out`, `a`, `b` point at the operands (any of them may alias: every
+emitter reads all inputs before it writes), `c0..c2` are the constants and
+`key` the random-stream key of the instruction (random ops only).  A compiled
+kernel calls these functions with constant pointers and constants (they are
+`alwaysinline`, so LLVM sees straight-line code); the native interpreter tier
+calls the same functions with run-time pointers.  The emitters follow the
+reference semantics of azc.ops exactly: sums are ordered reductions starting
+from the first element (llvm.vector.reduce.fadd without reassociation, start
+-0.0), products are separate fmul (no FMA: no fast-math flags anywhere), the
+transcendental functions are calls to the C library, min/max and heaviside
+are the same compare-and-select as the interpreter.
+
+The driver implements the evaluation protocol of azc.interp for a list of
+tasks described by an int64 descriptor array (see TASK_FIELDS).
+
+This module produces text only; it never imports llvmlite.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from azc.errors import LoweringError
+from azc.ir import Component, Instr, MemoryConfig, Program, slot_at
+from azc.ops import OPS, Kind
+from azc.resources import runtime_file
+
+# Per-task descriptor: one row of int64 per task.
+TASK_FIELDS = ("train_x", "train_y", "valid_x", "valid_y", "order", "num_train", "num_valid",
+               "epochs", "eval_type", "index", "num_train_req", "num_valid_req",
+               "rec_train_pred", "rec_valid_pred", "rec_train_err", "rec_valid_err")
+DESC_WIDTH = len(TASK_FIELDS)
+# Per-task outputs: one row of float64 per task.
+OUT_FIELDS = ("fitness", "train_steps", "stopped_early", "num_train_err", "num_valid_err",
+              "num_valid_pred")
+OUT_WIDTH = 8
+
+LIBM = ("sin", "cos", "tan", "asin", "acos", "atan", "exp", "log")
+OP_ARGS = "ptr %out, ptr %a, ptr %b, double %c0, double %c1, double %c2, i64 %key"
+
+
+def f64(x: float) -> str:
+    """A float64 as an exact LLVM IR literal."""
+    return f"0x{struct.unpack('<Q', struct.pack('<d', float(x)))[0]:016X}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Offsets of the memory banks in the flat buffer."""
+
+    scalars: int
+    vectors: int
+    matrices: int
+    features: int
+
+    @staticmethod
+    def of(memory: MemoryConfig, features: int) -> Layout:
+        """The layout of a memory configuration at feature size F."""
+        return Layout(memory.scalars, memory.vectors, memory.matrices, features)
+
+    @property
+    def size(self) -> int:
+        """Number of float64 in the buffer."""
+        F = self.features
+        return self.scalars + self.vectors * F + self.matrices * F * F
+
+    def offset(self, kind: Kind, addr: int) -> int:
+        """Index of the first element of an address."""
+        F = self.features
+        if kind is Kind.SCALAR:
+            return addr
+        if kind is Kind.VECTOR:
+            return self.scalars + addr * F
+        return self.scalars + self.vectors * F + addr * F * F
+
+
+class Body:
+    """Lines of one LLVM function body with fresh SSA names and labels."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.allocas: list[str] = []
+        self.n = 0
+
+    def alloca(self, ty: str, prefix: str = "tmp") -> str:
+        """A stack slot allocated once in the entry block (never inside a loop)."""
+        p = self.t(prefix)
+        self.allocas.append(f"  {p} = alloca {ty}, align 8")
+        return p
+
+    def render(self) -> str:
+        """The body: the entry block's allocas first, then the code."""
+        assert self.lines and self.lines[0] == "entry:"
+        return "\n".join([self.lines[0], *self.allocas, *self.lines[1:]])
+
+    def t(self, prefix: str = "t") -> str:
+        """A fresh SSA name."""
+        self.n += 1
+        return f"%{prefix}.{self.n}"
+
+    def label(self, prefix: str = "L") -> str:
+        """A fresh label name (without %)."""
+        self.n += 1
+        return f"{prefix}.{self.n}"
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line if line.endswith(":") else "  " + line)
+
+    def block(self, name: str) -> None:
+        """Start a basic block."""
+        self.lines.append(f"{name}:")
+
+    def loop(self, count: int | str, body: Callable[[str], None], start: int = 0) -> None:
+        """for (i = start; i < count; i++) body(i), with i an i64 SSA name."""
+        pre, head, loop, done = self.label("pre"), self.label("head"), self.label("loop"), \
+            self.label("done")
+        self(f"br label %{pre}")
+        self.block(pre)
+        self(f"br label %{head}")
+        self.block(head)
+        i, nxt = self.t("i"), self.t("inext")
+        self(f"{i} = phi i64 [ {start}, %{pre} ], [ {nxt}, %{loop}_end ]")
+        c = self.t()
+        self(f"{c} = icmp slt i64 {i}, {count}")
+        self(f"br i1 {c}, label %{loop}, label %{done}")
+        self.block(loop)
+        body(i)
+        self(f"br label %{loop}_end")
+        self.block(f"{loop}_end")
+        self(f"{nxt} = add i64 {i}, 1")
+        self(f"br label %{head}")
+        self.block(done)
+
+
+# ---------------------------------------------------------------------------
+# Per-op emitters.  Each writes the body of @op_<id> given F.
+# ---------------------------------------------------------------------------
+
+class Emit:
+    """Helpers for the body of one op function at feature size F."""
+
+    def __init__(self, b: Body, F: int):
+        self.b, self.F = b, F
+        self.vt = f"<{F} x double>"
+        self.vsuffix = f"v{F}f64"
+
+    # scalars
+    def lds(self, ptr: str, index: int | str = 0) -> str:
+        p = self.gep(ptr, index)
+        x = self.b.t()
+        self.b(f"{x} = load double, ptr {p}, align 8")
+        return x
+
+    def sts(self, ptr: str, value: str, index: int | str = 0) -> None:
+        p = self.gep(ptr, index)
+        self.b(f"store double {value}, ptr {p}, align 8")
+
+    def gep(self, ptr: str, index: int | str) -> str:
+        if index == 0:
+            return ptr
+        p = self.b.t("p")
+        self.b(f"{p} = getelementptr inbounds double, ptr {ptr}, i64 {index}")
+        return p
+
+    # vectors of F
+    def ldv(self, ptr: str, row: int | str = 0) -> str:
+        p = self.gep(ptr, self.row_index(row))
+        x = self.b.t("v")
+        self.b(f"{x} = load {self.vt}, ptr {p}, align 8")
+        return x
+
+    def stv(self, ptr: str, value: str, row: int | str = 0) -> None:
+        p = self.gep(ptr, self.row_index(row))
+        self.b(f"store {self.vt} {value}, ptr {p}, align 8")
+
+    def row_index(self, row: int | str) -> int | str:
+        if isinstance(row, int):
+            return row * self.F
+        r = self.b.t()
+        self.b(f"{r} = mul i64 {row}, {self.F}")
+        return r
+
+    def vop(self, opcode: str, x: str, y: str) -> str:
+        r = self.b.t("v")
+        self.b(f"{r} = {opcode} {self.vt} {x}, {y}")
+        return r
+
+    def splat(self, x: str) -> str:
+        i = self.b.t("v")
+        self.b(f"{i} = insertelement {self.vt} poison, double {x}, i64 0")
+        s = self.b.t("v")
+        self.b(f"{s} = shufflevector {self.vt} {i}, {self.vt} poison, "
+               f"<{self.F} x i32> zeroinitializer")
+        return s
+
+    def const_vec(self, x: float) -> str:
+        return f"<{', '.join(['double ' + f64(x)] * self.F)}>"
+
+    def vcall(self, name: str, x: str) -> str:
+        r = self.b.t("v")
+        self.b(f"{r} = call {self.vt} @llvm.{name}.{self.vsuffix}({self.vt} {x})")
+        return r
+
+    def vsum(self, x: str, start: str = "0x8000000000000000") -> str:
+        """Ordered (left-to-right) sum of the lanes, continuing from `start` (-0.0: none)."""
+        r = self.b.t()
+        self.b(f"{r} = call double @llvm.vector.reduce.fadd.{self.vsuffix}(double {start}, "
+               f"{self.vt} {x})")
+        return r
+
+    def select_cmp(self, pred: str, x: str, y: str, if_true: str, if_false: str,
+                   vector: bool) -> str:
+        t = self.vt if vector else "double"
+        c, r = self.b.t("c"), self.b.t()
+        self.b(f"{c} = fcmp {pred} {t} {x}, {y}")
+        self.b(f"{r} = select {'<' + str(self.F) + ' x i1>' if vector else 'i1'} {c}, "
+               f"{t} {if_true}, {t} {if_false}")
+        return r
+
+    def sop(self, opcode: str, x: str, y: str) -> str:
+        r = self.b.t()
+        self.b(f"{r} = {opcode} double {x}, {y}")
+        return r
+
+    def scall(self, name: str, x: str) -> str:
+        r = self.b.t()
+        self.b(f"{r} = call double @{name}(double {x})")
+        return r
+
+    def temp(self, n: int) -> str:
+        """A stack buffer of n float64 (for results that may alias an input)."""
+        return self.b.alloca(f"[{n} x double]")
+
+    def copy_rows(self, dst: str, src: str) -> None:
+        self.b.loop(self.F, lambda r: self.stv(dst, self.ldv(src, r), r))
+
+
+def _scalar_binary(opcode: str) -> Callable[[Emit], None]:
+    def emit(e: Emit) -> None:
+        e.sts("%out", e.sop(opcode, e.lds("%a"), e.lds("%b")))
+    return emit
+
+
+def _scalar_libm(name: str) -> Callable[[Emit], None]:
+    def emit(e: Emit) -> None:
+        e.sts("%out", e.scall(name, e.lds("%a")))
+    return emit
+
+
+def _vector_binary(opcode: str) -> Callable[[Emit], None]:
+    def emit(e: Emit) -> None:
+        e.stv("%out", e.vop(opcode, e.ldv("%a"), e.ldv("%b")))
+    return emit
+
+
+def _matrix_rows(row_fn: Callable[[Emit, str], str],
+                 binary: bool = False) -> Callable[[Emit], None]:
+    """An elementwise matrix op, row by row (each row read before it is written)."""
+    def emit(e: Emit) -> None:
+        def body(r: str) -> None:
+            x = e.ldv("%a", r)
+            y = e.ldv("%b", r) if binary else ""
+            e.stv("%out", row_fn(e, x) if not binary else row_fn(e, x + "|" + y), r)
+        e.b.loop(e.F, body)
+    return emit
+
+
+def _pair(fn: Callable[[Emit, str, str], str]) -> Callable[[Emit, str], str]:
+    def row(e: Emit, xy: str) -> str:
+        x, y = xy.split("|")
+        return fn(e, x, y)
+    return row
+
+
+def _heaviside_vec(e: Emit, x: str) -> str:
+    return e.select_cmp("ogt", x, "zeroinitializer", e.const_vec(1.0), "zeroinitializer", True)
+
+
+def _recip_vec(e: Emit, x: str) -> str:
+    return e.vop("fdiv", e.const_vec(1.0), x)
+
+
+def _min_first(e: Emit, x: str, y: str, vector: bool) -> str:
+    return e.select_cmp("olt", y, x, y, x, vector)       # b < a ? b : a
+
+
+def _max_first(e: Emit, x: str, y: str, vector: bool) -> str:
+    return e.select_cmp("olt", x, y, y, x, vector)       # a < b ? b : a
+
+
+def _emit_op(op_id: int, e: Emit) -> None:
+    """Write the body of @op_<op_id> (everything but the final ret)."""
+    F = e.F
+    b = e.b
+    if op_id == 0:
+        return
+    if op_id in _SIMPLE:
+        _SIMPLE[op_id](e)
+        return
+    if op_id == 5:
+        e.sts("%out", e.scall("llvm.fabs.f64", e.lds("%a")))
+    elif op_id == 6:
+        e.sts("%out", e.sop("fdiv", f64(1.0), e.lds("%a")))
+    elif op_id == 15:
+        e.sts("%out", e.select_cmp("oge", e.lds("%a"), f64(0.0), f64(1.0), f64(0.0), False))
+    elif op_id == 16:
+        e.stv("%out", _heaviside_vec(e, e.ldv("%a")))
+    elif op_id == 18:
+        e.stv("%out", e.vop("fmul", e.ldv("%b"), e.splat(e.lds("%a"))))
+    elif op_id == 19:
+        e.stv("%out", e.splat(e.lds("%a")))
+    elif op_id == 20:
+        e.stv("%out", _recip_vec(e, e.ldv("%a")))
+    elif op_id == 21:
+        x = e.ldv("%a")
+        e.sts("%out", e.scall("llvm.sqrt.f64", e.vsum(e.vop("fmul", x, x))))
+    elif op_id == 22:
+        e.stv("%out", e.vcall("fabs", e.ldv("%a")))
+    elif op_id == 27:
+        e.sts("%out", e.vsum(e.vop("fmul", e.ldv("%a"), e.ldv("%b"))))
+    elif op_id == 28:
+        y = e.ldv("%b")
+        b.loop(F, lambda r: e.stv("%out", e.vop("fmul", e.splat(e.lds("%a", r)), y), r))
+    elif op_id == 29:
+        s = e.splat(e.lds("%a"))
+        b.loop(F, lambda r: e.stv("%out", e.vop("fmul", e.ldv("%b", r), s), r))
+    elif op_id == 31:
+        v = e.ldv("%b")
+        tmp = e.temp(F)
+        b.loop(F, lambda r: e.sts(tmp, e.vsum(e.vop("fmul", e.ldv("%a", r), v)), r))
+        e.stv("%out", e.ldv(tmp))
+    elif op_id == 32:
+        b.loop(F, lambda r: e.stv("%out", e.splat(e.lds("%a", r)), r))
+    elif op_id == 33:
+        v = e.ldv("%a")
+        b.loop(F, lambda r: e.stv("%out", v, r))
+    elif op_id in (34, 51, 55):
+        e.sts("%out", _matrix_stat(e, op_id))
+    elif op_id == 35:
+        acc = b.alloca(e.vt, "acc")
+        x = e.ldv("%a", 0)
+        b(f"store {e.vt} {e.vop('fmul', x, x)}, ptr {acc}, align 8")
+
+        def col(r: str) -> None:
+            y = e.ldv("%a", r)
+            sq = e.vop("fmul", y, y)
+            cur = b.t("v")
+            b(f"{cur} = load {e.vt}, ptr {acc}, align 8")
+            b(f"store {e.vt} {e.vop('fadd', cur, sq)}, ptr {acc}, align 8")
+        b.loop(F, col, start=1)
+        fin = b.t("v")
+        b(f"{fin} = load {e.vt}, ptr {acc}, align 8")
+        e.stv("%out", e.vcall("sqrt", fin))
+    elif op_id in (36, 52, 53):
+        tmp = e.temp(F)
+
+        def row(r: str) -> None:
+            x = e.ldv("%a", r)
+            if op_id == 36:
+                val = e.scall("llvm.sqrt.f64", e.vsum(e.vop("fmul", x, x)))
+            elif op_id == 52:
+                val = e.sop("fdiv", e.vsum(x), f64(F))
+            else:
+                val = _std(e, e.vsum(x), e.vsum(e.vop("fmul", x, x)), F)
+            e.sts(tmp, val, r)
+        b.loop(F, row)
+        e.stv("%out", e.ldv(tmp))
+    elif op_id == 37:
+        tmp = e.temp(F * F)
+
+        def row(r: str) -> None:
+            def col(c: str) -> None:
+                src = b.t()
+                b(f"{src} = mul i64 {r}, {F}")
+                s2 = b.t()
+                b(f"{s2} = add i64 {src}, {c}")
+                dst = b.t()
+                b(f"{dst} = mul i64 {c}, {F}")
+                d2 = b.t()
+                b(f"{d2} = add i64 {dst}, {r}")
+                e.sts(tmp, e.lds("%a", s2), d2)
+            b.loop(F, col)
+        b.loop(F, row)
+        e.copy_rows("%out", tmp)
+    elif op_id == 43:
+        tmp = e.temp(F * F)
+
+        def row(i: str) -> None:
+            acc = b.alloca(e.vt, "acc")
+            first = e.vop("fmul", e.splat(e.lds("%a", e.row_index(i))), e.ldv("%b", 0))
+            b(f"store {e.vt} {first}, ptr {acc}, align 8")
+
+            def inner(k: str) -> None:
+                base = e.row_index(i)
+                ik = b.t()
+                b(f"{ik} = add i64 {base}, {k}")
+                prod = e.vop("fmul", e.splat(e.lds("%a", ik)), e.ldv("%b", k))
+                cur = b.t("v")
+                b(f"{cur} = load {e.vt}, ptr {acc}, align 8")
+                b(f"store {e.vt} {e.vop('fadd', cur, prod)}, ptr {acc}, align 8")
+            b.loop(F, inner, start=1)
+            fin = b.t("v")
+            b(f"{fin} = load {e.vt}, ptr {acc}, align 8")
+            e.stv(tmp, fin, i)
+        b.loop(F, row)
+        e.copy_rows("%out", tmp)
+    elif op_id in (44, 47):
+        fn = _min_first if op_id == 44 else _max_first
+        e.sts("%out", fn(e, e.lds("%a"), e.lds("%b"), False))
+    elif op_id in (45, 48):
+        fn = _min_first if op_id == 45 else _max_first
+        e.stv("%out", fn(e, e.ldv("%a"), e.ldv("%b"), True))
+    elif op_id == 50:
+        e.sts("%out", e.sop("fdiv", e.vsum(e.ldv("%a")), f64(F)))
+    elif op_id == 54:
+        x = e.ldv("%a")
+        e.sts("%out", _std(e, e.vsum(x), e.vsum(e.vop("fmul", x, x)), F))
+    elif op_id == 56:
+        e.sts("%out", "%c0")
+    elif op_id == 57:
+        i = b.t()
+        b(f"{i} = fptosi double %c0 to i64")
+        e.sts("%out", "%c1", i)
+    elif op_id == 58:
+        i, j, ij, idx = b.t(), b.t(), b.t(), b.t()
+        b(f"{i} = fptosi double %c0 to i64")
+        b(f"{j} = fptosi double %c1 to i64")
+        b(f"{ij} = mul i64 {i}, {F}")
+        b(f"{idx} = add i64 {ij}, {j}")
+        e.sts("%out", "%c2", idx)
+    elif op_id in (59, 60, 61):
+        n = F ** (op_id - 59)
+
+        def draw(k: str) -> None:
+            u = b.t()
+            b(f"{u} = call double @azc_uniform01(i64 %key, i64 {k})")
+            x = b.t()
+            b(f"{x} = call double @azc_uniform(double %c0, double %c1, double {u})")
+            e.sts("%out", x, k)
+        b.loop(n, draw)
+    elif op_id in (62, 63, 64):
+        n = F ** (op_id - 62)
+
+        def draw(k: str) -> None:
+            k2, k3 = b.t(), b.t()
+            b(f"{k2} = mul i64 {k}, 2")
+            b(f"{k3} = add i64 {k2}, 1")
+            u1, u2, x = b.t(), b.t(), b.t()
+            b(f"{u1} = call double @azc_uniform01(i64 %key, i64 {k2})")
+            b(f"{u2} = call double @azc_uniform01(i64 %key, i64 {k3})")
+            b(f"{x} = call double @azc_gaussian(double %c0, double %c1, double {u1}, "
+              f"double {u2})")
+            e.sts("%out", x, k)
+        b.loop(n, draw)
+    else:  # pragma: no cover - every op id is handled above
+        raise LoweringError(f"no LLVM emitter for op {op_id}")
+
+
+def _std(e: Emit, total: str, squares: str, n: int) -> str:
+    """sqrt(squares / n - (total / n)^2): the one-pass standard deviation."""
+    mean = e.sop("fdiv", total, f64(n))
+    sq = e.sop("fdiv", squares, f64(n))
+    return e.scall("llvm.sqrt.f64", e.sop("fsub", sq, e.sop("fmul", mean, mean)))
+
+
+def _matrix_stat(e: Emit, op_id: int) -> str:
+    """Frobenius norm (34), mean (51) or standard deviation (55) of a matrix."""
+    b, F = e.b, e.F
+    tot, sq = b.alloca("double", "tot"), b.alloca("double", "sq")
+    b(f"store double 0x8000000000000000, ptr {tot}, align 8")
+    b(f"store double 0x8000000000000000, ptr {sq}, align 8")
+
+    def row(r: str) -> None:
+        x = e.ldv("%a", r)
+        if op_id != 34:
+            t0 = e.lds(tot)
+            e.sts(tot, e.vsum(x, t0))
+        if op_id != 51:
+            s0 = e.lds(sq)
+            e.sts(sq, e.vsum(e.vop("fmul", x, x), s0))
+    b.loop(F, row)
+    if op_id == 34:
+        return e.scall("llvm.sqrt.f64", e.lds(sq))
+    if op_id == 51:
+        return e.sop("fdiv", e.lds(tot), f64(F * F))
+    return _std(e, e.lds(tot), e.lds(sq), F * F)
+
+
+_SIMPLE: dict[int, Callable[[Emit], None]] = {
+    1: _scalar_binary("fadd"), 2: _scalar_binary("fsub"), 3: _scalar_binary("fmul"),
+    4: _scalar_binary("fdiv"),
+    7: _scalar_libm("sin"), 8: _scalar_libm("cos"), 9: _scalar_libm("tan"),
+    10: _scalar_libm("asin"), 11: _scalar_libm("acos"), 12: _scalar_libm("atan"),
+    13: _scalar_libm("exp"), 14: _scalar_libm("log"),
+    17: _matrix_rows(_heaviside_vec),
+    23: _vector_binary("fadd"), 24: _vector_binary("fsub"), 25: _vector_binary("fmul"),
+    26: _vector_binary("fdiv"),
+    30: _matrix_rows(_recip_vec),
+    38: _matrix_rows(lambda e, x: e.vcall("fabs", x)),
+    39: _matrix_rows(_pair(lambda e, x, y: e.vop("fadd", x, y)), binary=True),
+    40: _matrix_rows(_pair(lambda e, x, y: e.vop("fsub", x, y)), binary=True),
+    41: _matrix_rows(_pair(lambda e, x, y: e.vop("fmul", x, y)), binary=True),
+    42: _matrix_rows(_pair(lambda e, x, y: e.vop("fdiv", x, y)), binary=True),
+    46: _matrix_rows(_pair(lambda e, x, y: e.select_cmp("olt", x, y, x, y, True)), binary=True),
+    49: _matrix_rows(_pair(lambda e, x, y: e.select_cmp("ogt", x, y, x, y, True)), binary=True),
+}
+
+
+def op_function(op_id: int, F: int, inline: bool = True) -> str:
+    """The LLVM definition of @op_<id> at feature size F."""
+    b = Body()
+    b.block("entry")
+    _emit_op(op_id, Emit(b, F))
+    b("ret void")
+    attrs = "alwaysinline nounwind" if inline else "nounwind"
+    return (f"define internal void @op_{op_id}({OP_ARGS}) {attrs} {{\n"
+            + b.render() + "\n}\n")
+
+
+def declarations(F: int) -> str:
+    """Declarations of the C library and LLVM intrinsics the emitters use."""
+    vt, vs = f"<{F} x double>", f"v{F}f64"
+    lines = [f"declare double @{name}(double) nounwind" for name in LIBM]
+    lines += [
+        "declare double @llvm.sqrt.f64(double)",
+        "declare double @llvm.fabs.f64(double)",
+        f"declare {vt} @llvm.sqrt.{vs}({vt})",
+        f"declare {vt} @llvm.fabs.{vs}({vt})",
+        f"declare double @llvm.vector.reduce.fadd.{vs}(double, {vt})",
+        "declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def rng_functions() -> str:
+    """The native random generator (runtime/rng.ll)."""
+    return runtime_file("rng.ll").read_text()
+
+
+# ---------------------------------------------------------------------------
+# Component functions and the driver.
+# ---------------------------------------------------------------------------
+
+def component_function(name: str, instrs: Sequence[Instr], layout: Layout) -> str:
+    """@<name>(ptr mem, i64 kexec): the instructions as calls with constant operands."""
+    b = Body()
+    b.block("entry")
+    for pos, ins in enumerate(instrs):
+        op = OPS[ins.op]
+        if op.out is None:
+            continue
+        ptrs = []
+        for kind, addr in [(op.out, ins.out), *ins.inputs()]:
+            p = b.t("p")
+            b(f"{p} = getelementptr inbounds double, ptr %mem, i64 {layout.offset(kind, addr)}")
+            ptrs.append(p)
+        ptrs += ["null"] * (3 - len(ptrs))
+        key = "0"
+        if op.random:
+            key = b.t("k")
+            b(f"{key} = call i64 @azc_slot_key(i64 %kexec, i64 {slot_at(ins, pos)})")
+        b(f"call void @op_{op.id}(ptr {ptrs[0]}, ptr {ptrs[1]}, ptr {ptrs[2]}, "
+          f"double {f64(ins.c0)}, double {f64(ins.c1)}, double {f64(ins.c2)}, i64 {key})")
+    b("ret void")
+    return (f"define internal void @{name}(ptr noalias %mem, i64 %kexec) alwaysinline nounwind "
+            "{\n" + b.render() + "\n}\n")
+
+
+def driver(name: str, layout: Layout, calls: dict[Component, str], uses_random: bool,
+           interpreted: bool = False) -> str:
+    """The protocol driver: every task of a descriptor array, as azc.interp does it.
+
+    `calls` maps each component to an LLVM call template with `{mem}` and `{k}`
+    placeholders (the memory pointer and the execution key).  With
+    `interpreted`, the driver also takes the encoded program (`ptr %prog`)
+    and a byte offset added to every record pointer (`i64 %recoff`), and `{k}`
+    is the execution id: the interpreter derives random keys only when a
+    random op runs.
+    """
+    F = layout.features
+    vt = f"<{F} x double>"
+    size = max(layout.size, 1)
+    voff = layout.offset(Kind.VECTOR, 0)
+
+    def call(comp: Component, kexpr: str) -> str:
+        return calls[comp].format(mem="%mem", k=kexpr)
+
+    def execkey(kind: int, index: str, tag: str) -> tuple[str, str]:
+        if interpreted:
+            return f"%{tag}id", (f"  %{tag}sh = shl i64 {index}, 2\n"
+                                 f"  %{tag}id = or i64 %{tag}sh, {kind}\n")
+        if not uses_random:
+            return "0", ""
+        lines = (f"  %{tag}sh = shl i64 {index}, 2\n"
+                 f"  %{tag}id = or i64 %{tag}sh, {kind}\n"
+                 f"  %{tag}k = call i64 @azc_exec_key(i64 %ktask, i64 %{tag}id)\n")
+        return f"%{tag}k", lines
+
+    ks_setup, pre_setup = execkey(0, "0", "xs")
+    ks_pred, pre_pred = execkey(1, "%tt", "xp")
+    ks_learn, pre_learn = execkey(2, "%tt", "xl")
+    ks_valid, pre_valid = execkey(3, "%vid", "xv")
+    task_key = ("  %ktask = call i64 @azc_task_key(i64 %seed, i64 %index)\n"
+                if uses_random or interpreted else "")
+    params = "ptr %desc, i64 %ntasks, i64 %seed, double %maxerr, ptr %out"
+    linkage = ""
+    if interpreted:
+        params += ", ptr %prog, i64 %recoff"
+        linkage = "internal "
+    m2p = f64(-0.63661977236758138243)
+    return f"""
+define {linkage}void @{name}({params}) nounwind {{
+entry:
+{_prog_loads() if interpreted else ""}
+  %mem = alloca [{size} x double], align 64
+  %t.a = alloca i64
+  %rem.a = alloca i64
+  %best.a = alloca double
+  %step.a = alloca i64
+  %epoch.a = alloca i64
+  %steps.a = alloca i64
+  %stop.a = alloca double
+  %nte.a = alloca i64
+  %nve.a = alloca i64
+  %nvp.a = alloca i64
+  %k.a = alloca i64
+  %j.a = alloca i64
+  %loss.a = alloca double
+  store i64 0, ptr %t.a
+  br label %task.head
+task.head:
+  %t = load i64, ptr %t.a
+  %t.more = icmp slt i64 %t, %ntasks
+  br i1 %t.more, label %task.body, label %exit
+exit:
+  ret void
+task.body:
+  %d.off = mul i64 %t, {DESC_WIDTH}
+  %d = getelementptr inbounds i64, ptr %desc, i64 %d.off
+  %o.off = mul i64 %t, {OUT_WIDTH}
+  %o = getelementptr inbounds double, ptr %out, i64 %o.off
+{_desc_loads(interpreted)}
+  %acc = icmp eq i64 %evaltype, 4
+  %v0.p = getelementptr inbounds double, ptr %mem, i64 {voff}
+  %s1.p = getelementptr inbounds double, ptr %mem, i64 1
+  call void @llvm.memset.p0.i64(ptr %mem, i8 0, i64 {size * 8}, i1 false)
+{task_key}{pre_setup}  {call(Component.SETUP, ks_setup)}
+  %ne = mul i64 %N, %E
+  %nall.lt = icmp slt i64 %nreq, %ne
+  %nall = select i1 %nall.lt, i64 %nreq, i64 %ne
+  store i64 %nall, ptr %rem.a
+  store double 0.0, ptr %best.a
+  store i64 0, ptr %step.a
+  store i64 0, ptr %epoch.a
+  store i64 0, ptr %steps.a
+  store double 0.0, ptr %stop.a
+  store i64 0, ptr %nte.a
+  store i64 0, ptr %nve.a
+  store i64 0, ptr %nvp.a
+  br label %epoch.head
+epoch.head:
+  %rem = load i64, ptr %rem.a
+  %rem.pos = icmp sgt i64 %rem, 0
+  br i1 %rem.pos, label %epoch.body, label %task.done
+epoch.body:
+  %cnt.lt = icmp slt i64 %N, %rem
+  %count = select i1 %cnt.lt, i64 %N, i64 %rem
+  %step0 = load i64, ptr %step.a
+  %epoch = load i64, ptr %epoch.a
+  %first.epoch = icmp eq i64 %epoch, 0
+  %notfirst = xor i1 %first.epoch, true
+  store i64 0, ptr %k.a
+  br label %train.head
+train.head:
+  %k = load i64, ptr %k.a
+  %k.more = icmp slt i64 %k, %count
+  br i1 %k.more, label %train.body, label %train.done
+train.body:
+  %tt = add i64 %step0, %k
+  %ord.p = getelementptr inbounds i64, ptr %order, i64 %tt
+  %ex = load i64, ptr %ord.p
+  %x.off = mul i64 %ex, {F}
+  %x.p = getelementptr inbounds double, ptr %tx, i64 %x.off
+  %y.p = getelementptr inbounds double, ptr %ty, i64 %ex
+  %y = load double, ptr %y.p
+  %sd = load i64, ptr %steps.a
+  %sd1 = add i64 %sd, 1
+  store i64 %sd1, ptr %steps.a
+  %x = load {vt}, ptr %x.p, align 8
+  store {vt} %x, ptr %v0.p, align 8
+  store double 0.0, ptr %mem, align 8
+{pre_pred}  {call(Component.PREDICT, ks_pred)}
+  %s1 = load double, ptr %s1.p, align 8
+  %rtp.null = icmp eq ptr %rtp, null
+  br i1 %rtp.null, label %tp.done, label %tp.rec
+tp.rec:
+  %rtp.e = getelementptr inbounds double, ptr %rtp, i64 %tt
+  store double %s1, ptr %rtp.e
+  br label %tp.done
+tp.done:
+  br i1 %acc, label %sig, label %sig.done
+sig:
+  %neg = fneg double %s1
+  %ex1 = call double @exp(double %neg)
+  %den = fadd double 1.0, %ex1
+  %sg = fdiv double 1.0, %den
+  store double %sg, ptr %s1.p, align 8
+  br label %sig.done
+sig.done:
+  %s1b = phi double [ %s1, %tp.done ], [ %sg, %sig ]
+  %diff = fsub double %y, %s1b
+  %err = call double @llvm.fabs.f64(double %diff)
+  %bad = fcmp ugt double %err, %maxerr
+  br i1 %bad, label %stopped, label %te.check
+te.check:
+  %rte.null = icmp eq ptr %rte, null
+  %no.te = or i1 %rte.null, %notfirst
+  br i1 %no.te, label %te.done, label %te.rec
+te.rec:
+  %nte = load i64, ptr %nte.a
+  %rte.e = getelementptr inbounds double, ptr %rte, i64 %nte
+  store double %err, ptr %rte.e
+  %nte1 = add i64 %nte, 1
+  store i64 %nte1, ptr %nte.a
+  br label %te.done
+te.done:
+  store {vt} %x, ptr %v0.p, align 8
+  store double %y, ptr %mem, align 8
+{pre_learn}  {call(Component.LEARN, ks_learn)}
+  %k1 = add i64 %k, 1
+  store i64 %k1, ptr %k.a
+  br label %train.head
+train.done:
+  %step1 = add i64 %step0, %count
+  store i64 %step1, ptr %step.a
+  %rem1 = sub i64 %rem, %N
+  store i64 %rem1, ptr %rem.a
+  store i64 0, ptr %j.a
+  store double 0.0, ptr %loss.a
+  store i64 0, ptr %nvp.a
+  %nv.lt = icmp slt i64 %nvreq, %NV
+  %nv = select i1 %nv.lt, i64 %nvreq, i64 %NV
+  %vbase = mul i64 %epoch, %NV
+  br label %valid.head
+valid.head:
+  %j = load i64, ptr %j.a
+  %j.more = icmp slt i64 %j, %nv
+  br i1 %j.more, label %valid.body, label %valid.done
+valid.body:
+  %vx.off = mul i64 %j, {F}
+  %vx.p = getelementptr inbounds double, ptr %vx, i64 %vx.off
+  %vxv = load {vt}, ptr %vx.p, align 8
+  store {vt} %vxv, ptr %v0.p, align 8
+  store double 0.0, ptr %mem, align 8
+  %vid = add i64 %vbase, %j
+{pre_valid}  {call(Component.PREDICT, ks_valid)}
+  %vs1 = load double, ptr %s1.p, align 8
+  %rvp.null = icmp eq ptr %rvp, null
+  br i1 %rvp.null, label %vp.done, label %vp.rec
+vp.rec:
+  %rvp.e = getelementptr inbounds double, ptr %rvp, i64 %j
+  store double %vs1, ptr %rvp.e
+  br label %vp.done
+vp.done:
+  %j1 = add i64 %j, 1
+  store i64 %j1, ptr %nvp.a
+  %vy.p = getelementptr inbounds double, ptr %vy, i64 %j
+  %vyv = load double, ptr %vy.p
+  %loss0 = load double, ptr %loss.a
+  br i1 %acc, label %vacc, label %vrms
+vrms:
+  %ve = fsub double %vyv, %vs1
+  %ve2 = fmul double %ve, %ve
+  %lossr = fadd double %loss0, %ve2
+  br label %vchk
+vacc:
+  %vneg = fneg double %vs1
+  %vex = call double @exp(double %vneg)
+  %vden = fadd double 1.0, %vex
+  %vp = fdiv double 1.0, %vden
+  %pgt1 = fcmp ogt double %vp, 1.0
+  %plt0 = fcmp olt double %vp, 0.0
+  %pout = or i1 %pgt1, %plt0
+  %lpos = fcmp ogt double %vyv, 0.5
+  %ppos = fcmp ogt double %vp, 0.5
+  %right = icmp eq i1 %lpos, %ppos
+  %e01 = select i1 %right, double 0.0, double 1.0
+  %ea = select i1 %pout, double 0x7FF0000000000000, double %e01
+  %lossa = fadd double %loss0, %ea
+  br label %vchk
+vchk:
+  %verr = phi double [ %ve, %vrms ], [ %ea, %vacc ]
+  %lossn = phi double [ %lossr, %vrms ], [ %lossa, %vacc ]
+  store double %lossn, ptr %loss.a
+  %vabs = call double @llvm.fabs.f64(double %verr)
+  %vbad = fcmp ugt double %vabs, %maxerr
+  br i1 %vbad, label %valid.zero, label %ve.check
+ve.check:
+  %rve.null = icmp eq ptr %rve, null
+  %no.ve = or i1 %rve.null, %notfirst
+  br i1 %no.ve, label %ve.done, label %ve.rec
+ve.rec:
+  %nve = load i64, ptr %nve.a
+  %rve.e = getelementptr inbounds double, ptr %rve, i64 %nve
+  store double %vabs, ptr %rve.e
+  %nve1 = add i64 %nve, 1
+  store i64 %nve1, ptr %nve.a
+  br label %ve.done
+ve.done:
+  store i64 %j1, ptr %j.a
+  br label %valid.head
+valid.zero:
+  br label %valid.fit
+valid.done:
+  %lossf = load double, ptr %loss.a
+  %nvf = sitofp i64 %NV to double
+  %lossm = fdiv double %lossf, %nvf
+  br i1 %acc, label %fit.acc, label %fit.rms
+fit.acc:
+  %fa = fsub double 1.0, %lossm
+  br label %valid.fit
+fit.rms:
+  %rmse = call double @llvm.sqrt.f64(double %lossm)
+  %rabs = call double @llvm.fabs.f64(double %rmse)
+  %rfin = fcmp one double %rabs, 0x7FF0000000000000
+  br i1 %rfin, label %fit.sq, label %valid.fit
+fit.sq:
+  %at = call double @atan(double %rmse)
+  %atm = fmul double {m2p}, %at
+  %fr = fadd double 1.0, %atm
+  br label %valid.fit
+valid.fit:
+  %fit = phi double [ 0.0, %valid.zero ], [ %fa, %fit.acc ], [ 0.0, %fit.rms ], [ %fr, %fit.sq ]
+  %best0 = load double, ptr %best.a
+  %fit.lt = fcmp olt double %fit, %best0
+  %best1 = select i1 %fit.lt, double %best0, double %fit
+  store double %best1, ptr %best.a
+  %epoch1 = add i64 %epoch, 1
+  store i64 %epoch1, ptr %epoch.a
+  br label %epoch.head
+stopped:
+  store double 1.0, ptr %stop.a
+  %nall.rem = load i64, ptr %rem.a
+  %in.first = icmp eq i64 %nall.rem, %nall
+  br i1 %in.first, label %zero.best, label %task.done
+zero.best:
+  store double 0.0, ptr %best.a
+  br label %task.done
+task.done:
+  %bestf = load double, ptr %best.a
+  store double %bestf, ptr %o
+{_out_stores()}
+  %t1 = add i64 %t, 1
+  store i64 %t1, ptr %t.a
+  br label %task.head
+}}
+"""
+
+
+def _prog_loads() -> str:
+    """Load the encoded program's (code pointer, length) per component."""
+    lines = []
+    for i, c in enumerate("spl"):
+        lines += [f"  %code.{c}.pp = getelementptr inbounds i64, ptr %prog, i64 {2 * i}",
+                  f"  %code.{c}.i = load i64, ptr %code.{c}.pp",
+                  f"  %code.{c} = inttoptr i64 %code.{c}.i to ptr",
+                  f"  %n.{c}.pp = getelementptr inbounds i64, ptr %prog, i64 {2 * i + 1}",
+                  f"  %n.{c} = load i64, ptr %n.{c}.pp"]
+    return "\n".join(lines)
+
+
+def _desc_loads(recoff: bool = False) -> str:
+    names = {"train_x": "tx", "train_y": "ty", "valid_x": "vx", "valid_y": "vy",
+             "order": "order", "num_train": "N", "num_valid": "NV", "epochs": "E",
+             "eval_type": "evaltype", "index": "index", "num_train_req": "nreq",
+             "num_valid_req": "nvreq", "rec_train_pred": "rtp", "rec_valid_pred": "rvp",
+             "rec_train_err": "rte", "rec_valid_err": "rve"}
+    lines = []
+    for i, field in enumerate(TASK_FIELDS):
+        name = names[field]
+        lines.append(f"  %{name}.pp = getelementptr inbounds i64, ptr %d, i64 {i}")
+        if field.startswith("rec_") and recoff:
+            lines.append(f"  %{name}.i = load i64, ptr %{name}.pp")
+            lines.append(f"  %{name}.nz = icmp ne i64 %{name}.i, 0")
+            lines.append(f"  %{name}.add = select i1 %{name}.nz, i64 %recoff, i64 0")
+            lines.append(f"  %{name}.j = add i64 %{name}.i, %{name}.add")
+            lines.append(f"  %{name} = inttoptr i64 %{name}.j to ptr")
+        elif field in ("train_x", "train_y", "valid_x", "valid_y", "order") or \
+                field.startswith("rec_"):
+            lines.append(f"  %{name}.i = load i64, ptr %{name}.pp")
+            lines.append(f"  %{name} = inttoptr i64 %{name}.i to ptr")
+        else:
+            lines.append(f"  %{name} = load i64, ptr %{name}.pp")
+    return "\n".join(lines)
+
+
+def _out_stores() -> str:
+    lines = []
+    sources = {"train_steps": "%steps.a", "num_train_err": "%nte.a",
+               "num_valid_err": "%nve.a", "num_valid_pred": "%nvp.a"}
+    for i, field in enumerate(OUT_FIELDS):
+        if field == "fitness":
+            continue
+        p = f"%o.{field}"
+        lines.append(f"  {p} = getelementptr inbounds double, ptr %o, i64 {i}")
+        if field == "stopped_early":
+            lines.append(f"  %{field}.v = load double, ptr %stop.a")
+        else:
+            lines.append(f"  %{field}.i = load i64, ptr {sources[field]}")
+            lines.append(f"  %{field}.v = sitofp i64 %{field}.i to double")
+        lines.append(f"  store double %{field}.v, ptr {p}")
+    return "\n".join(lines)
+
+
+def kernel_module(program: Program, memory: MemoryConfig, features: int,
+                  name: str = "azc_kernel") -> str:
+    """A complete LLVM module: the program's kernel @<name> on every task of a descriptor."""
+    layout = Layout.of(memory, features)
+    uses_random = program.uses_random()
+    used = sorted({ins.op for _, _, ins in program.instructions() if ins.op != 0})
+    parts = [f"; azc kernel {name}: F={features}, memory {memory}\n", declarations(features)]
+    if uses_random:
+        parts.append(rng_functions())
+    parts += [op_function(op, features) for op in used]
+    calls = {}
+    for comp, instrs in program.components():
+        fname = f"{name}_{comp.attr}"
+        parts.append(component_function(fname, instrs, layout))
+        calls[comp] = f"call void @{fname}(ptr {{mem}}, i64 {{k}})"
+    parts.append(driver(name, layout, calls, uses_random))
+    parts.append(runner(f"{name}_run", calls, uses_random))
+    return "\n".join(parts)
+
+
+def runner(name: str, calls: dict[Component, str], uses_random: bool) -> str:
+    """@<name>(ptr mem, i64 seed, i64 task, i64 kind, i64 index): one component run.
+
+    Runs Setup (kind 0), Predict (1 training, 3 validation) or Learn (2) once on
+    a caller-given memory, with the same random keys as the driver; used by the
+    differential tests to start from arbitrary memory contents.
+    """
+    key = ("  %kt = call i64 @azc_task_key(i64 %seed, i64 %task)\n"
+           "  %sh = shl i64 %index, 2\n  %id = or i64 %sh, %kind\n"
+           "  %k = call i64 @azc_exec_key(i64 %kt, i64 %id)\n") if uses_random else ""
+    k = "%k" if uses_random else "0"
+    return f"""
+define void @{name}(ptr %mem, i64 %seed, i64 %task, i64 %kind, i64 %index) nounwind {{
+entry:
+{key}  switch i64 %kind, label %done [ i64 0, label %s i64 1, label %p i64 2, label %l
+                                      i64 3, label %p ]
+s:
+  {calls[Component.SETUP].format(mem="%mem", k=k)}
+  br label %done
+p:
+  {calls[Component.PREDICT].format(mem="%mem", k=k)}
+  br label %done
+l:
+  {calls[Component.LEARN].format(mem="%mem", k=k)}
+  br label %done
+done:
+  ret void
+}}
+"""
+
+
+# ---------------------------------------------------------------------------
+# The native interpreter: any program, encoded, with no per-program compile.
+# ---------------------------------------------------------------------------
+
+CODE_RECORD = 32  # bytes per encoded instruction: i16 op, out, in1, in2; f64 c0, c1, c2
+PROG_WIDTH = 8    # int64 per program descriptor: (code, length) per component, 2 spare
+
+
+def interp_loop(name: str, layout: Layout) -> str:
+    """@<name>(mem, ktask, xid, code, n): execute n encoded instructions.
+
+    Each record holds the op, the output and input addresses and the three
+    constants; a random op keeps its slot in the in1 field.  A switch on the
+    op calls the op's emitter function with pointers computed from the
+    layout, so interpreted and compiled code run the very same op bodies.
+    """
+    b = Body()
+    b.block("entry")
+    b("br label %head")
+    b.block("head")
+    b("%i = phi i64 [ 0, %entry ], [ %inext, %latch ]")
+    b("%more = icmp slt i64 %i, %n")
+    b("br i1 %more, label %body, label %exit")
+    b.block("body")
+    b("%roff = mul i64 %i, 32")
+    b("%rec = getelementptr inbounds i8, ptr %code, i64 %roff")
+    fields = {}
+    for j, f in enumerate(("op", "out", "in1", "in2")):
+        p = b.t("p")
+        b(f"{p} = getelementptr inbounds i8, ptr %rec, i64 {2 * j}")
+        raw = b.t()
+        b(f"{raw} = load i16, ptr {p}, align 2")
+        v = f"%{f}"
+        b(f"{v} = zext i16 {raw} to i64")
+        fields[f] = v
+    for j in range(3):
+        p = b.t("p")
+        b(f"{p} = getelementptr inbounds i8, ptr %rec, i64 {8 + 8 * j}")
+        b(f"%c{j} = load double, ptr {p}, align 8")
+    cases = " ".join(f"i64 {op.id}, label %op{op.id}" for op in OPS if op.out is not None)
+    b(f"switch i64 %op, label %latch [ {cases} ]")
+    for op in OPS:
+        if op.out is None:
+            continue
+        b.block(f"op{op.id}")
+        ptrs = []
+        for kind, field in [(op.out, "out"), *zip(op.ins, ("in1", "in2"))]:
+            ptrs.append(_address(b, layout, kind, fields[field]))
+        ptrs += ["null"] * (3 - len(ptrs))
+        key = "0"
+        if op.random:
+            kx, key = b.t("k"), b.t("k")
+            b(f"{kx} = call i64 @azc_exec_key(i64 %ktask, i64 %xid)")
+            b(f"{key} = call i64 @azc_slot_key(i64 {kx}, i64 %in1)")
+        b(f"call void @op_{op.id}(ptr {ptrs[0]}, ptr {ptrs[1]}, ptr {ptrs[2]}, "
+          f"double %c0, double %c1, double %c2, i64 {key})")
+        b("br label %latch")
+    b.block("latch")
+    b("%inext = add i64 %i, 1")
+    b("br label %head")
+    b.block("exit")
+    b("ret void")
+    return (f"define internal void @{name}(ptr noalias %mem, i64 %ktask, i64 %xid, ptr %code, "
+            f"i64 %n) nounwind {{\n" + b.render() + "\n}\n")
+
+
+def _address(b: Body, layout: Layout, kind: Kind, addr: str) -> str:
+    """A pointer to address `addr` (an i64 SSA value) of a kind in %mem."""
+    F = layout.features
+    base = layout.offset(kind, 0)
+    stride = {Kind.SCALAR: 1, Kind.VECTOR: F, Kind.MATRIX: F * F}[kind]
+    off = addr
+    if stride != 1:
+        off = b.t()
+        b(f"{off} = mul i64 {addr}, {stride}")
+    if base:
+        o2 = b.t()
+        b(f"{o2} = add i64 {off}, {base}")
+        off = o2
+    p = b.t("p")
+    b(f"{p} = getelementptr inbounds double, ptr %mem, i64 {off}")
+    return p
+
+
+def interpreter_module(memory: MemoryConfig, features: int, name: str = "azc_interp") -> str:
+    """The native interpreter for a memory layout and F.
+
+    Exports @<name>(desc, ntasks, seed, maxerr, out, prog, recoff) for one
+    program and @<name>_batch(progs, nprogs, desc, ntasks, seeds, maxerr,
+    out, recstride) for many: program p writes its per-task outputs at
+    out + p * ntasks * OUT_WIDTH and its records at an offset p * recstride.
+    """
+    layout = Layout.of(memory, features)
+    parts = [f"; azc native interpreter: F={features}, memory {memory}\n",
+             declarations(features), rng_functions()]
+    parts += [op_function(op.id, features) for op in OPS if op.out is not None]
+    parts.append(interp_loop(f"{name}_loop", layout))
+    calls = {}
+    for comp, c in zip(Component, "spl"):
+        calls[comp] = (f"call void @{name}_loop(ptr {{mem}}, i64 %ktask, i64 {{k}}, "
+                       f"ptr %code.{c}, i64 %n.{c})")
+    parts.append(driver(f"{name}_one", layout, calls, True, interpreted=True))
+    parts.append(f"""
+define void @{name}(ptr %desc, i64 %ntasks, i64 %seed, double %maxerr, ptr %out, ptr %prog,
+                    i64 %recoff) nounwind {{
+entry:
+  call void @{name}_one(ptr %desc, i64 %ntasks, i64 %seed, double %maxerr, ptr %out,
+                        ptr %prog, i64 %recoff)
+  ret void
+}}
+
+define void @{name}_batch(ptr %progs, i64 %nprogs, ptr %desc, i64 %ntasks, ptr %seeds,
+                          double %maxerr, ptr %out, i64 %recstride) nounwind {{
+entry:
+  br label %head
+head:
+  %p = phi i64 [ 0, %entry ], [ %pnext, %body ]
+  %more = icmp slt i64 %p, %nprogs
+  br i1 %more, label %body, label %exit
+body:
+  %poff = mul i64 %p, {PROG_WIDTH}
+  %prog = getelementptr inbounds i64, ptr %progs, i64 %poff
+  %sp = getelementptr inbounds i64, ptr %seeds, i64 %p
+  %seed = load i64, ptr %sp
+  %orow = mul i64 %p, %ntasks
+  %ooff = mul i64 %orow, {OUT_WIDTH}
+  %o = getelementptr inbounds double, ptr %out, i64 %ooff
+  %roff = mul i64 %p, %recstride
+  call void @{name}_one(ptr %desc, i64 %ntasks, i64 %seed, double %maxerr, ptr %o,
+                        ptr %prog, i64 %roff)
+  %pnext = add i64 %p, 1
+  br label %head
+exit:
+  ret void
+}}
+""")
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------
+# Native dead-code removal and hashing of encoded programs (the search's hot path).
+# ---------------------------------------------------------------------------
+
+NONE_KIND = 3
+MAX_DCE_ADDRESSES = 64  # liveness uses one 64-bit mask per kind
+HASH_SEEDS = (0x243F6A8885A308D3, 0x13198A2E03707344)
+
+
+def _op_table() -> str:
+    """@azc_optab: per op, in1 kind | in2 kind << 2 | out kind << 4 | partial << 6."""
+    vals = []
+    for op in OPS:
+        k0 = op.ins[0].value if op.arity >= 1 else NONE_KIND
+        k1 = op.ins[1].value if op.arity >= 2 else NONE_KIND
+        ko = op.out.value if op.out is not None else NONE_KIND
+        vals.append(k0 | k1 << 2 | ko << 4 | int(op.partial_write) << 6)
+    body = ", ".join(f"i8 {v}" for v in vals)
+    return f"@azc_optab = internal constant [{len(OPS)} x i8] [{body}]\n"
+
+
+def dce_module(name: str = "azc_dce") -> str:
+    """Dead-code removal, compaction and hashing of encoded programs, natively.
+
+    The same analysis as azc.passes.dce (least fixed point of liveness over
+    Setup -> (Predict -> Learn)*, s1 read after every Predict, s0 and v0
+    written by the harness before every Predict and Learn, element setters
+    reading their output), on memories of at most 64 addresses per kind.
+
+    @<name>(progs_in, n, code_in, code_out, progs_out, hashes): for each
+    program descriptor (code pointer, length) x 3, write the live records,
+    in order, at the same offset in code_out; progs_out gets the new
+    descriptors, the number of live random ops (field 6) and of live
+    instructions (field 7); hashes gets two 64-bit hashes of the live code.
+    """
+    return _op_table() + rng_functions() + f"""
+define internal void @{name}_backward(ptr %code, i64 %n, ptr %live, ptr %flags)
+    alwaysinline nounwind {{
+entry:
+  br label %head
+head:
+  %i = phi i64 [ %n, %entry ], [ %im, %next ]
+  %more = icmp sgt i64 %i, 0
+  br i1 %more, label %body, label %exit
+body:
+  %im = sub i64 %i, 1
+  %roff = mul i64 %im, 32
+  %rec = getelementptr inbounds i8, ptr %code, i64 %roff
+  %op16 = load i16, ptr %rec, align 2
+  %op = zext i16 %op16 to i64
+  %tp = getelementptr inbounds [{len(OPS)} x i8], ptr @azc_optab, i64 0, i64 %op
+  %t8 = load i8, ptr %tp
+  %t = zext i8 %t8 to i64
+  %ok = lshr i64 %t, 4
+  %okind = and i64 %ok, 3
+  %isnop = icmp eq i64 %okind, 3
+  br i1 %isnop, label %dead, label %chk
+chk:
+  %outp = getelementptr inbounds i8, ptr %rec, i64 2
+  %out16 = load i16, ptr %outp, align 2
+  %out = zext i16 %out16 to i64
+  %wbit = shl i64 1, %out
+  %lp = getelementptr inbounds i64, ptr %live, i64 %okind
+  %lw = load i64, ptr %lp
+  %hit = and i64 %lw, %wbit
+  %islive = icmp ne i64 %hit, 0
+  br i1 %islive, label %alive, label %dead
+alive:
+  %fnull = icmp eq ptr %flags, null
+  br i1 %fnull, label %kill, label %mark
+mark:
+  %fp = getelementptr inbounds i8, ptr %flags, i64 %im
+  store i8 1, ptr %fp
+  br label %kill
+kill:
+  %partial = and i64 %t, 64
+  %full = icmp eq i64 %partial, 0
+  %nw = xor i64 %wbit, -1
+  %killed = and i64 %lw, %nw
+  %lw2 = select i1 %full, i64 %killed, i64 %lw
+  store i64 %lw2, ptr %lp
+  %k0 = and i64 %t, 3
+  %has0 = icmp ne i64 %k0, 3
+  br i1 %has0, label %read0, label %r0done
+read0:
+  %in1p = getelementptr inbounds i8, ptr %rec, i64 4
+  %in116 = load i16, ptr %in1p, align 2
+  %in1 = zext i16 %in116 to i64
+  %b0 = shl i64 1, %in1
+  %lp0 = getelementptr inbounds i64, ptr %live, i64 %k0
+  %l0 = load i64, ptr %lp0
+  %l0b = or i64 %l0, %b0
+  store i64 %l0b, ptr %lp0
+  br label %r0done
+r0done:
+  %k1s = lshr i64 %t, 2
+  %k1 = and i64 %k1s, 3
+  %has1 = icmp ne i64 %k1, 3
+  br i1 %has1, label %read1, label %next
+read1:
+  %in2p = getelementptr inbounds i8, ptr %rec, i64 6
+  %in216 = load i16, ptr %in2p, align 2
+  %in2 = zext i16 %in216 to i64
+  %b1 = shl i64 1, %in2
+  %lp1 = getelementptr inbounds i64, ptr %live, i64 %k1
+  %l1 = load i64, ptr %lp1
+  %l1b = or i64 %l1, %b1
+  store i64 %l1b, ptr %lp1
+  br label %next
+dead:
+  br label %next
+next:
+  br label %head
+exit:
+  ret void
+}}
+
+; live sets: [3 x i64] (scalar, vector, matrix masks)
+define internal void @{name}_copy3(ptr %dst, ptr %src) alwaysinline nounwind {{
+entry:
+  %a = load <3 x i64>, ptr %src, align 8
+  store <3 x i64> %a, ptr %dst, align 8
+  ret void
+}}
+
+; live_in' = live_in minus s0 and v0 (written by the harness)
+define internal void @{name}_harness(ptr %dst, ptr %src) alwaysinline nounwind {{
+entry:
+  %a = load <3 x i64>, ptr %src, align 8
+  %b = and <3 x i64> %a, <i64 -2, i64 -2, i64 -1>
+  store <3 x i64> %b, ptr %dst, align 8
+  ret void
+}}
+
+define internal void @{name}_or(ptr %dst, ptr %src) alwaysinline nounwind {{
+entry:
+  %a = load <3 x i64>, ptr %src, align 8
+  %b = load <3 x i64>, ptr %dst, align 8
+  %c = or <3 x i64> %a, %b
+  store <3 x i64> %c, ptr %dst, align 8
+  ret void
+}}
+
+define internal i1 @{name}_same(ptr %x, ptr %y) alwaysinline nounwind {{
+entry:
+  %a = load <3 x i64>, ptr %x, align 8
+  %b = load <3 x i64>, ptr %y, align 8
+  %c = icmp eq <3 x i64> %a, %b
+  %d = bitcast <3 x i1> %c to i3
+  %e = icmp eq i3 %d, -1
+  ret i1 %e
+}}
+
+; out_P = {{s1}} | live_in'(L) | live_in'(P)
+define internal void @{name}_outp(ptr %dst, ptr %pin, ptr %lin) alwaysinline nounwind {{
+entry:
+  call void @{name}_harness(ptr %dst, ptr %pin)
+  %t = alloca [3 x i64], align 8
+  call void @{name}_harness(ptr %t, ptr %lin)
+  call void @{name}_or(ptr %dst, ptr %t)
+  %s = load i64, ptr %dst, align 8
+  %s1 = or i64 %s, 2
+  store i64 %s1, ptr %dst, align 8
+  ret void
+}}
+
+define internal i64 @{name}_compact(ptr %src, i64 %n, ptr %flags, ptr %dst, ptr %h,
+                                    ptr %nrand) alwaysinline nounwind {{
+entry:
+  br label %head
+head:
+  %i = phi i64 [ 0, %entry ], [ %i1, %next ]
+  %k = phi i64 [ 0, %entry ], [ %k2, %next ]
+  %more = icmp slt i64 %i, %n
+  br i1 %more, label %body, label %exit
+body:
+  %fp = getelementptr inbounds i8, ptr %flags, i64 %i
+  %f = load i8, ptr %fp
+  %on = icmp ne i8 %f, 0
+  br i1 %on, label %copy, label %next
+copy:
+  %so = mul i64 %i, 32
+  %s = getelementptr inbounds i8, ptr %src, i64 %so
+  %do = mul i64 %k, 32
+  %d = getelementptr inbounds i8, ptr %dst, i64 %do
+  %rec = load <4 x i64>, ptr %s, align 1
+  store <4 x i64> %rec, ptr %d, align 1
+  %op = extractelement <4 x i64> %rec, i64 0
+  %opl = and i64 %op, 65535
+  %isr = icmp uge i64 %opl, 59
+  %nr = load i64, ptr %nrand
+  %nr1 = add i64 %nr, 1
+  %nr2 = select i1 %isr, i64 %nr1, i64 %nr
+  store i64 %nr2, ptr %nrand
+  call void @{name}_mix(ptr %h, <4 x i64> %rec)
+  %kk = add i64 %k, 1
+  br label %next
+next:
+  %k2 = phi i64 [ %k, %body ], [ %kk, %copy ]
+  %i1 = add i64 %i, 1
+  br label %head
+exit:
+  ret i64 %k
+}}
+
+define internal void @{name}_mix(ptr %h, <4 x i64> %rec) alwaysinline nounwind {{
+entry:
+  %hp1 = getelementptr inbounds i64, ptr %h, i64 1
+  %a = load i64, ptr %h
+  %b = load i64, ptr %hp1
+  %w0 = extractelement <4 x i64> %rec, i64 0
+  %w1 = extractelement <4 x i64> %rec, i64 1
+  %w2 = extractelement <4 x i64> %rec, i64 2
+  %w3 = extractelement <4 x i64> %rec, i64 3
+  %a0 = xor i64 %a, %w0
+  %a1 = call i64 @azc_mix(i64 %a0)
+  %a2 = xor i64 %a1, %w1
+  %a3 = call i64 @azc_mix(i64 %a2)
+  %a4 = xor i64 %a3, %w2
+  %a5 = call i64 @azc_mix(i64 %a4)
+  %a6 = xor i64 %a5, %w3
+  %a7 = call i64 @azc_mix(i64 %a6)
+  %b0 = add i64 %b, %w0
+  %b1 = call i64 @azc_mix(i64 %b0)
+  %b2 = add i64 %b1, %w1
+  %b3 = call i64 @azc_mix(i64 %b2)
+  %b4 = add i64 %b3, %w2
+  %b5 = call i64 @azc_mix(i64 %b4)
+  %b6 = add i64 %b5, %w3
+  %b7 = call i64 @azc_mix(i64 %b6)
+  store i64 %a7, ptr %h
+  store i64 %b7, ptr %hp1
+  ret void
+}}
+
+define void @{name}(ptr %progs_in, i64 %nprogs, ptr %code_in, ptr %code_out, ptr %progs_out,
+                    ptr %hashes, ptr %flags) nounwind {{
+entry:
+  %pin = alloca [3 x i64], align 8
+  %lin = alloca [3 x i64], align 8
+  %npin = alloca [3 x i64], align 8
+  %nlin = alloca [3 x i64], align 8
+  %outp = alloca [3 x i64], align 8
+  %outl = alloca [3 x i64], align 8
+  %h = alloca [2 x i64], align 8
+  %nrand = alloca i64, align 8
+  %outs = alloca [3 x i64], align 8
+  br label %phead
+phead:
+  %p = phi i64 [ 0, %entry ], [ %pnext, %pdone ]
+  %pmore = icmp slt i64 %p, %nprogs
+  br i1 %pmore, label %pbody, label %exit
+pbody:
+  %base = mul i64 %p, {PROG_WIDTH}
+  %din = getelementptr inbounds i64, ptr %progs_in, i64 %base
+  %dout = getelementptr inbounds i64, ptr %progs_out, i64 %base
+{_component_loads()}
+  store <3 x i64> zeroinitializer, ptr %pin, align 8
+  store <3 x i64> zeroinitializer, ptr %lin, align 8
+  br label %fix
+fix:
+  call void @{name}_outp(ptr %outp, ptr %pin, ptr %lin)
+  call void @{name}_copy3(ptr %npin, ptr %outp)
+  call void @{name}_backward(ptr %cp, i64 %np, ptr %npin, ptr null)
+  call void @{name}_harness(ptr %outl, ptr %npin)
+  call void @{name}_copy3(ptr %nlin, ptr %outl)
+  call void @{name}_backward(ptr %cl, i64 %nl, ptr %nlin, ptr null)
+  %s1 = call i1 @{name}_same(ptr %npin, ptr %pin)
+  %s2 = call i1 @{name}_same(ptr %nlin, ptr %lin)
+  %stable = and i1 %s1, %s2
+  call void @{name}_copy3(ptr %pin, ptr %npin)
+  call void @{name}_copy3(ptr %lin, ptr %nlin)
+  br i1 %stable, label %marks, label %fix
+marks:
+  ; flags: scratch of at least the longest component
+  call void @llvm.memset.p0.i64(ptr %flags, i8 0, i64 %nmax, i1 false)
+  %hp1 = getelementptr inbounds i64, ptr %h, i64 1
+  store i64 {_s64(HASH_SEEDS[0])}, ptr %h
+  store i64 {_s64(HASH_SEEDS[1])}, ptr %hp1
+  store i64 0, ptr %nrand
+  ; Setup
+  call void @{name}_harness(ptr %outs, ptr %pin)
+  call void @{name}_backward(ptr %cs, i64 %ns, ptr %outs, ptr %flags)
+  %ds = call ptr @{name}_dst(ptr %cs, ptr %code_in, ptr %code_out)
+  %ks = call i64 @{name}_compact(ptr %cs, i64 %ns, ptr %flags, ptr %ds, ptr %h, ptr %nrand)
+  call void @{name}_sep(ptr %h, i64 %ks)
+  call void @llvm.memset.p0.i64(ptr %flags, i8 0, i64 %nmax, i1 false)
+  ; Predict
+  call void @{name}_outp(ptr %outp, ptr %pin, ptr %lin)
+  call void @{name}_backward(ptr %cp, i64 %np, ptr %outp, ptr %flags)
+  %dp = call ptr @{name}_dst(ptr %cp, ptr %code_in, ptr %code_out)
+  %kp = call i64 @{name}_compact(ptr %cp, i64 %np, ptr %flags, ptr %dp, ptr %h, ptr %nrand)
+  call void @{name}_sep(ptr %h, i64 %kp)
+  call void @llvm.memset.p0.i64(ptr %flags, i8 0, i64 %nmax, i1 false)
+  ; Learn
+  call void @{name}_harness(ptr %outl, ptr %pin)
+  call void @{name}_backward(ptr %cl, i64 %nl, ptr %outl, ptr %flags)
+  %dl = call ptr @{name}_dst(ptr %cl, ptr %code_in, ptr %code_out)
+  %kl = call i64 @{name}_compact(ptr %cl, i64 %nl, ptr %flags, ptr %dl, ptr %h, ptr %nrand)
+  call void @{name}_sep(ptr %h, i64 %kl)
+{_descriptor_stores()}
+  %hout = getelementptr inbounds i64, ptr %hashes, i64 %p
+  %hout2 = getelementptr inbounds i64, ptr %hout, i64 %p
+  %ha = load i64, ptr %h
+  %hb = load i64, ptr %hp1
+  store i64 %ha, ptr %hout2
+  %hout3 = getelementptr inbounds i64, ptr %hout2, i64 1
+  store i64 %hb, ptr %hout3
+  br label %pdone
+pdone:
+  %pnext = add i64 %p, 1
+  br label %phead
+exit:
+  ret void
+}}
+
+define internal ptr @{name}_dst(ptr %c, ptr %in, ptr %out) alwaysinline nounwind {{
+entry:
+  %ci = ptrtoint ptr %c to i64
+  %ii = ptrtoint ptr %in to i64
+  %off = sub i64 %ci, %ii
+  %d = getelementptr inbounds i8, ptr %out, i64 %off
+  ret ptr %d
+}}
+
+define internal void @{name}_sep(ptr %h, i64 %k) alwaysinline nounwind {{
+entry:
+  %v = insertelement <4 x i64> <i64 -1, i64 -1, i64 -1, i64 -1>, i64 %k, i64 0
+  call void @{name}_mix(ptr %h, <4 x i64> %v)
+  ret void
+}}
+
+declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
+declare i64 @llvm.smax.i64(i64, i64)
+declare double @log(double) nounwind
+declare double @cos(double) nounwind
+declare double @llvm.sqrt.f64(double)
+"""
+
+
+def _s64(x: int) -> int:
+    return x - (1 << 64) if x >= 1 << 63 else x
+
+
+def _component_loads() -> str:
+    lines = []
+    for i, c in enumerate("spl"):
+        lines += [f"  %c{c}.pp = getelementptr inbounds i64, ptr %din, i64 {2 * i}",
+                  f"  %c{c}.i = load i64, ptr %c{c}.pp",
+                  f"  %c{c} = inttoptr i64 %c{c}.i to ptr",
+                  f"  %n{c}.pp = getelementptr inbounds i64, ptr %din, i64 {2 * i + 1}",
+                  f"  %n{c} = load i64, ptr %n{c}.pp"]
+    lines += ["  %nm1 = call i64 @llvm.smax.i64(i64 %ns, i64 %np)",
+              "  %nmax = call i64 @llvm.smax.i64(i64 %nm1, i64 %nl)"]
+    return "\n".join(lines)
+
+
+def _descriptor_stores() -> str:
+    lines = []
+    for i, (c, k) in enumerate(zip("spl", ("%ks", "%kp", "%kl"))):
+        lines += [f"  %o{c}.pp = getelementptr inbounds i64, ptr %dout, i64 {2 * i}",
+                  f"  %o{c}.i = ptrtoint ptr %d{c} to i64",
+                  f"  store i64 %o{c}.i, ptr %o{c}.pp",
+                  f"  %o{c}.np = getelementptr inbounds i64, ptr %dout, i64 {2 * i + 1}",
+                  f"  store i64 {k}, ptr %o{c}.np"]
+    lines += ["  %orp = getelementptr inbounds i64, ptr %dout, i64 6",
+              "  %nrv = load i64, ptr %nrand",
+              "  store i64 %nrv, ptr %orp",
+              "  %otp = getelementptr inbounds i64, ptr %dout, i64 7",
+              "  %tot1 = add i64 %ks, %kp",
+              "  %tot = add i64 %tot1, %kl",
+              "  store i64 %tot, ptr %otp"]
+    return "\n".join(lines)

@@ -1,0 +1,242 @@
+"""The native-interpreter tier: any program, encoded, run with no per-program compile.
+
+One LLVM module per (memory layout, F), generated from the same per-op
+emitters and the same protocol driver as compiled kernels (lower.py) and
+compiled once per process.  A program is encoded as 32-byte records (op,
+out, in1, in2 as int16; c0, c1, c2 as float64; a random op keeps its slot in
+in1), so encoding costs a join of cached bytes.  `run_batch` evaluates many
+programs on the same tasks in one native call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from azc.backend import lower
+from azc.backend.jit import Compiler, Engine, TaskBatch, default_compiler
+from azc.errors import JitError
+from azc.interp import DEFAULT_MAX_ABS_ERROR
+from azc.ir import Instr, MemoryConfig, Program
+from azc.ops import OPS
+from azc.results import TaskResult
+from azc.tasks.task import Task
+
+_RECORD = struct.Struct("<hhhhddd")
+_ONE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_double,
+                        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
+_BATCH = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+                          ctypes.c_int64, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p,
+                          ctypes.c_int64)
+_RANDOM = frozenset(op.id for op in OPS if op.random)
+
+
+def encode_component(instrs: Sequence[Instr]) -> bytes:
+    """The records of a component function, as the interpreter reads them.
+
+    An instruction is its own record; a random op's in1 field is rewritten
+    from "slot + 1 or 0" to its absolute slot.  No-ops are dropped.
+    """
+    if not any(ins[0] in _RANDOM or not ins[0] for ins in instrs):
+        return b"".join(instrs)
+    parts = []
+    for i, ins in enumerate(instrs):
+        if ins[0] in _RANDOM:
+            slot = ins.slot
+            parts.append(_RECORD.pack(ins.op, ins.out, i if slot < 0 else slot, 0, *ins.consts))
+        elif ins[0]:
+            parts.append(ins)
+    return b"".join(parts)
+
+
+@dataclass
+class Encoded:
+    """Programs encoded for the interpreter: code bytes and the program descriptors."""
+
+    code: np.ndarray      # uint8 buffer holding every record
+    progs: np.ndarray     # int64 (n, PROG_WIDTH): (pointer, length) per component
+
+    @staticmethod
+    def of(programs: Sequence[Program]) -> Encoded:
+        """Encode programs into one buffer."""
+        parts: list[bytes] = []
+        lengths = np.zeros((len(programs), 3), dtype=np.int64)
+        offsets = np.zeros((len(programs), 3), dtype=np.int64)
+        pos = 0
+        for p, prog in enumerate(programs):
+            for c, instrs in enumerate((prog.setup, prog.predict, prog.learn)):
+                code = encode_component(instrs)
+                offsets[p, c] = pos
+                lengths[p, c] = len(code) // lower.CODE_RECORD
+                parts.append(code)
+                pos += len(code)
+        code = np.frombuffer(b"".join(parts) or b"\0", dtype=np.uint8).copy()
+        progs = np.zeros((len(programs), lower.PROG_WIDTH), dtype=np.int64)
+        progs[:, 0:6:2] = offsets + code.ctypes.data
+        progs[:, 1:6:2] = lengths
+        return Encoded(code, progs)
+
+
+class NativeInterpreter:
+    """Evaluates encoded programs with the native interpreter of one layout and F."""
+
+    def __init__(self, memory: MemoryConfig, features: int, compiler: Compiler | None = None):
+        self.memory = memory
+        self.features = features
+        if max(memory.scalars, memory.vectors, memory.matrices) > 32767:
+            raise JitError("the native interpreter supports at most 32767 addresses per kind")
+        compiler = compiler or default_compiler()
+        text = lower.interpreter_module(memory, features)
+        engine, addrs, self.compile_seconds = compiler.compile_text(
+            text, ["azc_interp", "azc_interp_batch"])
+        self._engine: Engine = engine
+        self._one = _ONE(addrs[0])
+        self._batch = _BATCH(addrs[1])
+
+    def check(self, program: Program) -> None:
+        """Raise unless the program fits this interpreter's memory."""
+        from azc.ir import verify
+        verify(program, self.memory.with_features(self.features))
+
+    def run(self, program: Program, tasks: Sequence[Task], seed: int = 0,
+            max_abs_error: float = DEFAULT_MAX_ABS_ERROR, num_train: int | None = None,
+            num_valid: int | None = None, record: bool = False,
+            record_errors: bool = False) -> list[TaskResult]:
+        """One program on tasks, with TaskResults like the other backends."""
+        enc = Encoded.of([program])
+        batch = TaskBatch.of(tasks, self.features)
+        shim = _InterpKernel(self, enc)
+        return batch.run(shim, seed, max_abs_error, num_train, num_valid, record, record_errors)
+
+    def run_batch(self, programs: Sequence[Program] | Encoded, tasks: Sequence[Task],
+                  seeds: np.ndarray, max_abs_error: float = DEFAULT_MAX_ABS_ERROR,
+                  num_train: int | None = None, num_valid: int | None = None,
+                  errors: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Many programs on the same tasks: outputs (n, tasks, OUT_WIDTH).
+
+        With `errors` = (train, valid) float64 arrays of shape (n, tasks, k),
+        the per-example absolute errors of the first epoch are recorded there
+        (k at least the requested train / valid counts).
+        """
+        enc = programs if isinstance(programs, Encoded) else Encoded.of(programs)
+        n = len(enc.progs)
+        batch = TaskBatch.of(tasks, self.features)
+        batch._set_requests(num_train, num_valid)
+        out = np.empty((n, len(tasks), lower.OUT_WIDTH), dtype=np.float64)
+        seeds = np.ascontiguousarray(seeds, dtype=np.uint64)
+        col = batch.col
+        stride = 0
+        if errors is not None:
+            tr, va = errors
+            if tr.shape != va.shape or tr.shape[:2] != (n, len(tasks)) or \
+                    not (tr.flags.c_contiguous and va.flags.c_contiguous):
+                raise JitError(f"error buffers must be two C-contiguous float64 arrays of shape "
+                               f"({n}, {len(tasks)}, k), got {tr.shape} and {va.shape}")
+            row = tr.shape[2] * 8
+            batch.desc[:, col["rec_train_err"]] = tr.ctypes.data + np.arange(len(tasks)) * row
+            batch.desc[:, col["rec_valid_err"]] = va.ctypes.data + np.arange(len(tasks)) * row
+            stride = tr.strides[0]
+        try:
+            self._batch(enc.progs.ctypes.data, n, batch.desc.ctypes.data, len(tasks),
+                        seeds.ctypes.data, float(max_abs_error), out.ctypes.data, stride)
+        finally:
+            if errors is not None:
+                batch.desc[:, col["rec_train_err"]] = 0
+                batch.desc[:, col["rec_valid_err"]] = 0
+        return out
+
+
+class _InterpKernel:
+    """Adapts the interpreter to TaskBatch.run (which calls `cfunc` like a kernel's)."""
+
+    def __init__(self, interp: NativeInterpreter, enc: Encoded):
+        self.interp, self.enc = interp, enc
+        self.engine = interp._engine
+
+    def cfunc(self, desc: int, ntasks: int, seed: int, maxerr: float, out: int) -> None:
+        self.interp._one(desc, ntasks, seed, maxerr, out, self.enc.progs.ctypes.data, 0)
+
+
+_interpreters: dict[tuple, NativeInterpreter] = {}
+
+
+def interpreter(memory: MemoryConfig, features: int) -> NativeInterpreter:
+    """The (process-wide, compiled once) interpreter of a layout and F."""
+    key = (memory.scalars, memory.vectors, memory.matrices, features)
+    it = _interpreters.get(key)
+    if it is None:
+        it = NativeInterpreter(MemoryConfig(*key[:3]), features)
+        _interpreters[key] = it
+    return it
+
+
+_DCE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+                        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
+
+class NativeDCE:
+    """Dead-code removal, compaction and hashing of encoded programs in one native call.
+
+    The same analysis as azc.passes.dce (tested against it), for memories of
+    at most 64 addresses per kind.  Compiled once per process.
+    """
+
+    def __init__(self, compiler: Compiler | None = None):
+        compiler = compiler or default_compiler()
+        engine, addrs, self.compile_seconds = compiler.compile_text(lower.dce_module(),
+                                                                    ["azc_dce"])
+        self._engine = engine
+        self._fn = _DCE(addrs[0])
+
+    def run(self, enc: Encoded) -> tuple[Encoded, np.ndarray]:
+        """(live programs, hashes): the compacted programs and two 64-bit hashes each.
+
+        The result's descriptors hold the number of live random ops in field 6
+        and of live instructions in field 7.
+        """
+        n = len(enc.progs)
+        out_code = np.empty_like(enc.code)
+        out_progs = np.zeros_like(enc.progs)
+        hashes = np.empty((n, 2), dtype=np.uint64)
+        longest = int(enc.progs[:, 1:6:2].max()) if n else 0
+        flags = np.empty(max(longest, 1), dtype=np.uint8)
+        self._fn(enc.progs.ctypes.data, n, enc.code.ctypes.data, out_code.ctypes.data,
+                 out_progs.ctypes.data, hashes.ctypes.data, flags.ctypes.data)
+        return Encoded(out_code, out_progs), hashes
+
+
+_dce: NativeDCE | None = None
+
+
+def native_dce() -> NativeDCE:
+    """The process-wide native DCE."""
+    global _dce
+    if _dce is None:
+        _dce = NativeDCE()
+    return _dce
+
+
+def decode(enc: Encoded, index: int) -> Program:
+    """Program `index` of an encoded batch, back as IR (random ops keep their slots)."""
+    comps = []
+    base = enc.code.ctypes.data
+    raw = enc.code.tobytes()
+    for c in range(3):
+        ptr, n = int(enc.progs[index, 2 * c]), int(enc.progs[index, 2 * c + 1])
+        off = ptr - base
+        instrs = []
+        for i in range(n):
+            rec = raw[off + 32 * i: off + 32 * (i + 1)]
+            ins = Instr.from_record(rec)
+            if ins.op in _RANDOM:
+                slot = ins[4] | (ins[5] << 8)  # the encoding holds the absolute slot
+                ins = Instr(ins.op, ins.out, 0, 0, *ins.consts, slot=slot)
+            instrs.append(ins)
+        comps.append(tuple(instrs))
+    from azc.ir import canonical_slots, slot_at
+    return Program(*(canonical_slots(cs, [slot_at(x, i) for i, x in enumerate(cs)])
+                     for cs in comps))

@@ -1,0 +1,107 @@
+"""Initial programs: no-op, random, and the hand-made linear and neural-net algorithms.
+
+As the original's Generator (spec §6.1): each component is padded with no-ops
+up to its init size; a random program fills the components that have
+allowed ops with random instructions and leaves the others as no-ops.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from azc.errors import ConfigError
+from azc.ir import Component, Instr, Program
+from azc.search.random import SearchRandom
+from azc.search.space import SearchSpace
+
+
+class InitialPopulation(IntEnum):
+    """The original's initial algorithms (generator.proto)."""
+
+    NO_OP_ALGORITHM = 0
+    RANDOM_ALGORITHM = 1
+    LINEAR_ALGORITHM = 2
+    NEURAL_NET_ALGORITHM = 3
+    INTEGRATION_TEST_DAMAGED_NEURAL_NET_ALGORITHM = 4
+
+    @staticmethod
+    def parse(name: str | int) -> InitialPopulation:
+        """A kind from its name (with or without _ALGORITHM) or value."""
+        if isinstance(name, int):
+            return InitialPopulation(name)
+        key = str(name).strip().upper()
+        aliases = {"NO_OP": "NO_OP_ALGORITHM", "EMPTY": "NO_OP_ALGORITHM",
+                   "RANDOM": "RANDOM_ALGORITHM", "LINEAR": "LINEAR_ALGORITHM",
+                   "NEURAL_NET": "NEURAL_NET_ALGORITHM",
+                   "DAMAGED_NEURAL_NET": "INTEGRATION_TEST_DAMAGED_NEURAL_NET_ALGORITHM"}
+        key = aliases.get(key, key)
+        if key not in InitialPopulation.__members__:
+            raise ConfigError(f"unknown initial_population {name!r}; known: "
+                              f"{', '.join(m.name for m in InitialPopulation)}")
+        return InitialPopulation[key]
+
+
+def linear_algorithm(lr: float = 0.01) -> Program:
+    """The hand-made linear regressor trained by SGD (without padding)."""
+    return Program(
+        setup=(Instr.make(56, 2, consts=[lr]),),
+        predict=(Instr.make(27, 1, 1, 0),),
+        learn=(Instr.make(2, 3, 0, 1), Instr.make(3, 3, 2, 3), Instr.make(18, 2, 3, 0),
+               Instr.make(23, 1, 1, 2)))
+
+
+def neural_net_algorithm(lr: float = 0.01, init_scale: float = 0.1) -> Program:
+    """The hand-made two-layer ReLU network trained by backprop (without padding)."""
+    return Program(
+        setup=(Instr.make(63, 2, consts=[0.0, init_scale]),
+               Instr.make(64, 0, consts=[0.0, init_scale]),
+               Instr.make(56, 3, consts=[lr])),
+        predict=(Instr.make(31, 3, 0, 0), Instr.make(23, 3, 3, 1), Instr.make(48, 4, 3, 5),
+                 Instr.make(27, 1, 4, 2), Instr.make(1, 1, 1, 2)),
+        learn=(Instr.make(2, 4, 0, 1), Instr.make(3, 4, 3, 4), Instr.make(1, 2, 2, 4),
+               Instr.make(18, 6, 4, 4), Instr.make(23, 2, 2, 6), Instr.make(18, 7, 4, 2),
+               Instr.make(16, 8, 3), Instr.make(25, 7, 8, 7), Instr.make(23, 1, 1, 7),
+               Instr.make(28, 1, 7, 0), Instr.make(39, 0, 0, 1)))
+
+
+def _padded(program: Program, sizes: tuple[int, int, int]) -> Program:
+    return Program(*(tuple(program[c]) + (Instr(0),) * max(0, sizes[c] - len(program[c]))
+                     for c in Component))
+
+
+class Generator:
+    """Makes the initial programs of a search."""
+
+    def __init__(self, space: SearchSpace, kind: InitialPopulation):
+        self.space = space
+        self.kind = kind
+        if kind is InitialPopulation.RANDOM_ALGORITHM:
+            for c in Component:
+                if space.size_init[c] > 0 and not space.ops[c]:
+                    raise ConfigError(f"initial_population RANDOM_ALGORITHM: {c.attr}_size_init "
+                                      f"is {space.size_init[c]} but {c.attr}_ops is empty")
+        if kind in (InitialPopulation.NEURAL_NET_ALGORITHM,
+                    InitialPopulation.INTEGRATION_TEST_DAMAGED_NEURAL_NET_ALGORITHM):
+            m = space.memory
+            if m.scalars < 5 or m.vectors < 9 or m.matrices < 2:
+                raise ConfigError(f"the neural-net algorithm needs at least 5 scalars, 9 vectors "
+                                  f"and 2 matrices; the memory has {m}")
+        if kind is InitialPopulation.LINEAR_ALGORITHM:
+            m = space.memory
+            if m.scalars < 4 or m.vectors < 3:
+                raise ConfigError(f"the linear algorithm needs at least 4 scalars and 3 "
+                                  f"vectors; the memory has {m}")
+
+    def program(self, rnd: SearchRandom) -> Program:
+        """One initial program."""
+        sizes = self.space.size_init
+        if self.kind is InitialPopulation.NO_OP_ALGORITHM:
+            return Program(*((Instr(0),) * n for n in sizes))
+        if self.kind is InitialPopulation.RANDOM_ALGORITHM:
+            return Program(*(self.space.random_component(c, sizes[c], rnd) for c in Component))
+        if self.kind is InitialPopulation.LINEAR_ALGORITHM:
+            return _padded(linear_algorithm(), sizes)
+        nn = neural_net_algorithm()
+        if self.kind is InitialPopulation.INTEGRATION_TEST_DAMAGED_NEURAL_NET_ALGORITHM:
+            nn = nn.replace(Component.SETUP, nn.setup[2:])
+        return _padded(nn, sizes)

@@ -1,0 +1,118 @@
+"""The search space: allowed ops, sizes and memory, and random instructions in it.
+
+A `SearchSpace` says what evolution may write: the ops allowed in each
+component function, the init/min/max sizes, the memory (S, V, M) and the
+feature size F.  It makes random instructions exactly as the original's
+`SetOpAndRandomizeParams` (spec §3.7): the op uniformly from the component's
+list, then the parameters in a fixed order — set ops: output, then constants;
+unary ops: input, then output; binary ops: in1, in2, output — with scalar
+and vector outputs never at address 0 (s0 is the label, v0 the features).
+
+Element indices are drawn as the original's fractions f ~ U[0, 1) and stored
+as the index floor(F * f) for the search's F.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from azc.errors import ConfigError
+from azc.ir import Component, Instr, MemoryConfig, as_float32
+from azc.ops import OPS, Kind, Op
+from azc.search.random import SearchRandom
+
+UNLIMITED = 1 << 30
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What evolution may write."""
+
+    memory: MemoryConfig
+    features: int
+    ops: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+    size_init: tuple[int, int, int]
+    size_min: tuple[int, int, int] = (0, 0, 0)
+    size_max: tuple[int, int, int] = (UNLIMITED, UNLIMITED, UNLIMITED)
+    _op_rows: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for comp, ops in zip(Component, self.ops):
+            for op in ops:
+                o = OPS[op]
+                if o.out is None:
+                    continue
+                if o.out is not Kind.MATRIX and self.memory.size(o.out) < 2:
+                    raise ConfigError(f"{o.name} in {comp.attr}_ops writes a {o.out.word}, but "
+                                      f"the memory has no {o.out.word} address besides "
+                                      f"{o.out.letter}0")
+                for k in (*o.ins, o.out):
+                    if self.memory.size(k) < 1:
+                        raise ConfigError(f"{o.name} in {comp.attr}_ops needs {k.word} "
+                                          f"addresses, but the memory has none")
+        object.__setattr__(self, "_op_rows", tuple(tuple(OPS[o] for o in ops)
+                                                   for ops in self.ops))
+
+    def mutable(self) -> list[Component]:
+        """The components evolution may change (those with allowed ops)."""
+        return [c for c in Component if self.ops[c]]
+
+    def allowed(self) -> dict[Component, frozenset[int]]:
+        """Allowed op ids per component (for verify())."""
+        return {c: frozenset(self.ops[c]) for c in Component}
+
+    def random_op(self, comp: Component, rnd: SearchRandom) -> Op:
+        """An op drawn uniformly from the component's list."""
+        return rnd.choice(self._op_rows[comp])
+
+    def random_instr(self, op: Op, rnd: SearchRandom) -> Instr:
+        """A new instruction of this op with randomized parameters (spec §3.7)."""
+        if op.out is None:
+            return Instr(0)
+        in1 = in2 = 0
+        if op.is_set:
+            out = self.output(op.out, rnd)
+            return self._with_consts(op, out, rnd)
+        in1 = self.input(op.ins[0], rnd)
+        if op.arity == 2:
+            in2 = self.input(op.ins[1], rnd)
+        out = self.output(op.out, rnd)
+        return Instr(op.id, out, in1, in2)
+
+    def input(self, kind: Kind, rnd: SearchRandom) -> int:
+        """An input address: any address of the kind."""
+        return rnd.integer(self.memory.size(kind))
+
+    def output(self, kind: Kind, rnd: SearchRandom) -> int:
+        """An output address: never s0 or v0 (matrix outputs may be m0)."""
+        if kind is Kind.MATRIX:
+            return rnd.integer(self.memory.matrices)
+        return rnd.between(1, self.memory.size(kind))
+
+    def index(self, rnd: SearchRandom) -> float:
+        """An element index: floor(F * f) for a fraction f ~ U[0, 1)."""
+        return float(rnd.integer(self.features))
+
+    def _with_consts(self, op: Op, out: int, rnd: SearchRandom) -> Instr:
+        if op.id == 56:
+            return Instr(56, out, c0=rnd.open_uniform(-1.0, 1.0))
+        if op.id == 57:
+            idx = self.index(rnd)
+            return Instr(57, out, c0=idx, c1=as_float32(rnd.uniform(-1.0, 1.0)))
+        if op.id == 58:
+            i, j = self.index(rnd), self.index(rnd)
+            return Instr(58, out, c0=i, c1=j, c2=as_float32(rnd.uniform(-1.0, 1.0)))
+        lo = as_float32(rnd.uniform(-1.0, 1.0))
+        if op.func == "uniform":
+            hi = as_float32(rnd.uniform(-1.0, 1.0))  # independent, not sorted
+            return Instr(op.id, out, c0=lo, c1=hi)
+        std = as_float32(rnd.uniform(0.0, 1.0))
+        return Instr(op.id, out, c0=lo, c1=std)
+
+    def random_component(self, comp: Component, size: int,
+                         rnd: SearchRandom) -> tuple[Instr, ...]:
+        """`size` random instructions for a component (no-ops if it has no allowed ops)."""
+        if not self.ops[comp]:
+            return (Instr(0),) * size
+        return tuple(self.random_instr(self.random_op(comp, rnd), rnd) for _ in range(size))
+
