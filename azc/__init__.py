@@ -12,6 +12,14 @@ _ensure_aliases()
 
 from azc.errors import AzcError  # noqa: E402
 from azc.evaluation import evaluate  # noqa: E402
+
+
+def evolve(config, seed=None, **options):  # type: ignore[no-untyped-def]
+    """Run evolution (see azc.search.experiment.evolve); returns an EvolveResult."""
+    from azc.search.experiment import evolve as _evolve
+    return _evolve(config, seed, **options)
+
+
 from azc.frontend import parse, parse_file  # noqa: E402
 from azc.ir import Component, Instr, MemoryConfig, Program  # noqa: E402
 from azc.printer import format_program as format  # noqa: E402

@@ -137,6 +137,48 @@ def cmd_ops(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evolve(args: argparse.Namespace) -> int:
+    from azc.search.experiment import evolve
+    out = args.out
+    if out is None and args.resume is None and not args.no_save:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        name = Path(args.config).stem if args.config else "demo"
+        out = str(Path("azc-runs") / f"{name}-seed{args.seed if args.seed is not None else 'cfg'}"
+                  f"-{stamp}")
+    result = evolve(args.config, seed=args.seed, max_individuals=args.max_individuals,
+                    time_limit=args.time_limit, out_dir=out,
+                    checkpoint_every=args.checkpoint_every, resume=args.resume,
+                    quiet=args.quiet, batch_size=args.batch_size)
+    print(format_program(result.simplified), end="")
+    where = f"; saved in {result.out_dir}/" if result.out_dir else ""
+    print(f"# final fitness {result.final_fitness:.6f} (select {result.select_fitness:.6f}); "
+          f"{result.individuals:,} individuals, {result.elapsed:.1f} s, "
+          f"stopped: {result.stopped}{where}", file=sys.stderr)
+    return 0 if result.stopped != "interrupted" else 130
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from azc.plot import plot_run
+    path = plot_run(args.dir, args.output)
+    print(f"wrote {path}")
+    return 0
+
+
+def _add_evolve_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, help="the run's seed (default: the config's random_seed)")
+    p.add_argument("--max-individuals", type=int, metavar="N", help="stop after N individuals")
+    p.add_argument("--time-limit", type=float, metavar="SEC", help="stop after SEC seconds")
+    p.add_argument("--out", metavar="DIR", help="folder for log.jsonl, best.az, result.json "
+                   "and checkpoints (default: azc-runs/<config>-seed<N>-<time>)")
+    p.add_argument("--no-save", action="store_true", help="write no files")
+    p.add_argument("--checkpoint-every", type=float, default=300.0, metavar="SEC",
+                   help="seconds between checkpoints (default 300; always on Ctrl-C)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
+    p.add_argument("--batch-size", type=int, metavar="B",
+                   help="children per native call (1 = the original's exact order)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the azc command."""
     from azc import __version__
@@ -196,6 +238,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print {fitness, tasks: [{fitness, valid_predictions}]} as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="print every task's fitness")
     p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("evolve", help="evolve programs as a configuration says")
+    p.add_argument("config", nargs="?", default=None,
+                   help="a TOML configuration or a shipped name (demo, linear, nonlinear)")
+    _add_evolve_options(p)
+    p.set_defaults(func=cmd_evolve)
+
+    p = sub.add_parser("demo", help="discover linear regression from scratch (evolve demo)")
+    _add_evolve_options(p)
+    p.set_defaults(func=cmd_evolve, config="demo")
+
+    p = sub.add_parser("plot", help="draw fitness over individuals from a run's log (PNG)")
+    p.add_argument("dir", help="a run folder (with log.jsonl)")
+    p.add_argument("-o", "--output", help="PNG path (default DIR/fitness.png)")
+    p.set_defaults(func=cmd_plot)
     return parser
 
 

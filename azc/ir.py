@@ -61,7 +61,7 @@ class Component(IntEnum):
 COMPONENTS = (Component.SETUP, Component.PREDICT, Component.LEARN)
 
 
-_RECORD = struct.Struct("<hhhhddd")
+_RECORD = RECORD = struct.Struct("<hhhhddd")
 _F64 = struct.Struct("<d")
 _RANDOM_IDS = frozenset(o.id for o in OPS if o.random)
 RECORD_SIZE = _RECORD.size  # 32 bytes

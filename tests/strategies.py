@@ -9,10 +9,12 @@ data from a drawn seed (sometimes with NaN, ±inf and huge features).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import strategies as st
 
-from azc.ir import Instr, MemoryConfig, Program, as_float32, canonical_slots, slot_at
+from azc.ir import NOOP, Instr, MemoryConfig, Program, as_float32, canonical_slots, slot_at
 from azc.ops import NUM_OPS, OPS, Const, Kind
 from azc.tasks.task import EvalType, Task
 
@@ -32,10 +34,18 @@ def f32() -> st.SearchStrategy[float]:
                      st.floats(-2, 2, width=32)).map(as_float32)
 
 
-def memories(max_features: int = 8) -> st.SearchStrategy[MemoryConfig]:
-    """Memory configurations with a feature size."""
-    return st.builds(MemoryConfig, st.integers(2, 8), st.integers(1, 6), st.integers(0, 4),
+def feature_sizes(max_features: int = 32) -> st.SearchStrategy[int]:
+    """Feature sizes 1..max_features, with small sizes and powers of two (16, 32) likely."""
+    powers = [f for f in (1, 2, 4, 8, 16, 32) if f <= max_features]
+    return st.one_of(st.integers(1, min(5, max_features)), st.sampled_from(powers),
                      st.integers(1, max_features))
+
+
+def memories(max_features: int = 8,
+             features: st.SearchStrategy[int] | None = None) -> st.SearchStrategy[MemoryConfig]:
+    """Memory configurations with a feature size (drawn from `features`, default 1..max)."""
+    return st.builds(MemoryConfig, st.integers(2, 8), st.integers(1, 6), st.integers(0, 4),
+                     features if features is not None else st.integers(1, max_features))
 
 
 @st.composite
@@ -188,18 +198,20 @@ def wired(draw: st.DrawFn, program: Program) -> Program:
 
 
 @st.composite
-def pass_programs(draw: st.DrawFn, max_features: int = 8,
-                  max_size: int = 8) -> tuple[MemoryConfig, Program]:
+def pass_programs(draw: st.DrawFn, max_features: int = 8, max_size: int = 8,
+                  features: st.SearchStrategy[int] | None = None
+                  ) -> tuple[MemoryConfig, Program]:
     """A memory and a valid program for it, shaped to exercise the passes.
 
     Half the programs use all 65 ops, the others a few drawn ops; half the
     memories are tiny; half the programs are `wired`.  These make
     interactions (element setters after whole writes, random ops after dead
     code, values carried from one component run to the next) come up often.
+    Feature sizes come from `features` (default 1..max_features).
     """
-    small = st.builds(MemoryConfig, st.integers(2, 4), st.integers(1, 3), st.integers(0, 2),
-                      st.integers(1, max_features))
-    mem = draw(st.one_of(memories(max_features), small))
+    fs = features if features is not None else st.integers(1, max_features)
+    small = st.builds(MemoryConfig, st.integers(2, 4), st.integers(1, 3), st.integers(0, 2), fs)
+    mem = draw(st.one_of(memories(max_features, fs), small))
     program = draw(programs(mem, max_size, draw(op_subsets(mem))))
     if draw(st.booleans()):
         program = draw(wired(program))
@@ -207,10 +219,11 @@ def pass_programs(draw: st.DrawFn, max_features: int = 8,
 
 
 @st.composite
-def programs_on_tasks(draw: st.DrawFn, max_features: int = 8, max_size: int = 8
+def programs_on_tasks(draw: st.DrawFn, max_features: int = 8, max_size: int = 8,
+                      features: st.SearchStrategy[int] | None = None
                       ) -> tuple[MemoryConfig, Program, Task, int]:
     """A memory, a `pass_programs` program, a task at the memory's F and a seed."""
-    mem, program = draw(pass_programs(max_features, max_size))
+    mem, program = draw(pass_programs(max_features, max_size, features))
     task = draw(tasks(mem.features or 1))
     return mem, program, task, draw(st.integers(0, 2**32 - 1))
 
@@ -275,10 +288,77 @@ def memory_contents(draw: st.DrawFn, memory: MemoryConfig) -> np.ndarray:
 
 
 @st.composite
-def programs_with_dead_code(draw: st.DrawFn, max_features: int = 8, max_size: int = 8
+def programs_with_dead_code(draw: st.DrawFn, max_features: int = 8, max_size: int = 8,
+                            features: st.SearchStrategy[int] | None = None
                             ) -> tuple[MemoryConfig, Program, MemoryConfig, Program, Task, int]:
     """(memory, program, larger memory, program with dead code inserted, task, seed)."""
-    mem, program = draw(pass_programs(max_features, max_size))
+    mem, program = draw(pass_programs(max_features, max_size, features))
     big, padded = draw(with_dead_code(mem, program))
     return mem, program, big, padded, draw(tasks(mem.features or 1)), draw(
         st.integers(0, 2**32 - 1))
+
+
+@st.composite
+def with_slots(draw: st.DrawFn, program: Program, max_slot: int = 40) -> Program:
+    """The program with some random ops bound to drawn random-stream slots (canonical form)."""
+    parts = []
+    for _, body in program.components():
+        slots = [draw(st.integers(0, max_slot)) if OPS[ins.op].random and draw(st.booleans())
+                 else slot_at(ins, i) for i, ins in enumerate(body)]
+        parts.append(canonical_slots(body, slots))
+    return Program(*parts)
+
+
+@st.composite
+def dce_programs(draw: st.DrawFn, max_addresses: int = 64, max_size: int = 8) -> Program:
+    """A program for testing dead-code removal on encoded programs.
+
+    Memories of up to `max_addresses` addresses per kind (half of them tiny,
+    so that much is live), all ops or a few (setters often), often `wired`,
+    random ops often bound to explicit slots, no-ops sprinkled in, and now
+    and then a component that is empty or all no-ops.
+    """
+    big = st.builds(MemoryConfig, st.integers(2, max_addresses), st.integers(1, max_addresses),
+                    st.integers(0, max_addresses), st.just(4))
+    small = st.builds(MemoryConfig, st.integers(2, 4), st.integers(1, 3), st.integers(0, 2),
+                      st.just(4))
+    mem = draw(st.one_of(big, small))
+    program = draw(programs(mem, max_size, draw(op_subsets(mem))))
+    if draw(st.booleans()):
+        program = draw(wired(program))
+    if draw(st.booleans()):
+        program = draw(with_slots(program))
+    parts = []
+    for _, body in program.components():
+        how = draw(st.integers(0, 5))
+        if how == 0:
+            body = (NOOP,) * draw(st.integers(0, 3))  # empty or all no-ops
+        elif how == 1:  # no-ops inserted: the random ops after them keep their slots
+            merged = [(ins, slot_at(ins, i)) for i, ins in enumerate(body)]
+            for _ in range(draw(st.integers(1, 3))):
+                merged.insert(draw(st.integers(0, len(merged))), (NOOP, -1))
+            body = canonical_slots([ins for ins, _ in merged],
+                                   [j if s < 0 else s for j, (_, s) in enumerate(merged)])
+        parts.append(tuple(body))
+    return Program(*parts)
+
+
+@st.composite
+def program_batches(draw: st.DrawFn, max_features: int = 32, max_size: int = 6,
+                    max_programs: int = 5, max_tasks: int = 3
+                    ) -> tuple[MemoryConfig, list[Program], list[Task], list[int]]:
+    """A memory, several `pass_programs`-style programs for it, tasks at its F (with
+    distinct task indices) and one 64-bit seed per program."""
+    mem = draw(st.one_of(memories(max_features, feature_sizes(max_features)),
+                         st.builds(MemoryConfig, st.integers(2, 4), st.integers(1, 3),
+                                   st.integers(0, 2), feature_sizes(max_features))))
+    n = draw(st.integers(1, max_programs))
+    progs = []
+    for _ in range(n):
+        prog = draw(programs(mem, max_size, draw(op_subsets(mem))))
+        progs.append(draw(wired(prog)) if draw(st.booleans()) else prog)
+    F = mem.features or 1
+    ts = draw(st.lists(tasks(F), min_size=1, max_size=max_tasks))
+    ts = [replace(t, index=i) for i, t in enumerate(ts)]
+    seeds = draw(st.lists(st.integers(0, 2**64 - 1), min_size=n, max_size=n))
+    return mem, progs, ts, seeds

@@ -9,9 +9,17 @@ open engines is bounded too (the least recently used engine is closed, with
 all its kernels, when there are too many), so resident memory stays bounded
 however many distinct programs pass through.
 
-An optional on-disk cache keeps the object code of kernels, keyed by the
-kernel key, the llvmlite version, the CPU and azc's version; it is bounded in
-bytes (least recently used files go first).
+An optional on-disk cache (off unless a `DiskCache` is given) keeps the
+object code of kernels, keyed by the kernel key and the compiler's
+fingerprint (azc's version and code generator, llvmlite's version, the
+target triple, CPU name and features, the optimization levels).  A kernel
+found there is loaded without any LLVM optimization or code generation; one
+that is not is compiled alone in its module (so that its object code is its
+own: about a quarter slower than compiling it in a batch) and saved.  Files
+carry a checksum over key and content, are written atomically, and are
+bounded in total bytes (least recently used first); a missing, truncated or
+corrupt file is a miss (and is replaced), never a crash: LLVM is only ever
+handed object code whose checksum holds.
 """
 
 from __future__ import annotations
@@ -25,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from azc.backend.jit import Compiler, Engine, Kernel
-from azc.ir import Program, structural_hash
+from azc.errors import JitError
+from azc.ir import MemoryConfig, Program, structural_hash
 
 
 @dataclass
@@ -38,7 +47,8 @@ class CacheStats:
     compile_seconds: float = 0.0
     evictions: int = 0
     engines_closed: int = 0
-    disk_hits: int = 0
+    disk_hits: int = 0            # misses served by loading object code from disk
+    disk_load_seconds: float = 0.0
 
     @property
     def hit_rate(self) -> float:
@@ -58,7 +68,11 @@ def kernel_key(program: Program, features: int) -> tuple[str, Program]:
 
 
 class KernelCache:
-    """LRU of compiled kernels keyed by optimized structural hash and F."""
+    """LRU of compiled kernels keyed by optimized structural hash and F.
+
+    With `disk`, kernels missing in memory are looked up on disk (by
+    `disk_key`) before compiling, and compiled kernels are saved there.
+    """
 
     def __init__(self, capacity: int = 2048, compiler: Compiler | None = None,
                  engine_size: int = 128, max_engines: int | None = None,
@@ -89,9 +103,7 @@ class KernelCache:
             self.stats.hits += 1
             return k
         self.stats.misses += 1
-        kernel = self.compiler.compile(optimized, features, key=key)
-        self.stats.compiles += 1
-        self.stats.compile_seconds += kernel.compile_seconds
+        kernel = self._make([(key, optimized)], features)[0]
         self._insert(key, kernel)
         return kernel
 
@@ -101,11 +113,7 @@ class KernelCache:
                    if k not in self.kernels or self.kernels[k].engine.closed]
         unique = list(dict(missing).items())
         if unique:
-            compiled = self.compiler.compile_many([p for _, p in unique], features,
-                                                  [k for k, _ in unique])
-            for (key, _), kern in zip(unique, compiled):
-                self.stats.compiles += 1
-                self.stats.compile_seconds += kern.compile_seconds
+            for (key, _), kern in zip(unique, self._make(unique, features)):
                 self._insert(key, kern)
         out = []
         for key, _ in items:
@@ -115,6 +123,41 @@ class KernelCache:
         self.stats.misses += len(missing)
         self.stats.hits += len(items) - len(missing)
         return out
+
+    def _make(self, items: list[tuple[str, Program]], features: int) -> list[Kernel]:
+        """Kernels for cache misses: loaded from disk when there, else compiled (without a
+        disk cache, all in one module)."""
+        if self.disk is None:
+            kernels = self.compiler.compile_many([p for _, p in items], features,
+                                                 [k for k, _ in items])
+            self.stats.compiles += len(kernels)
+            self.stats.compile_seconds += sum(k.compile_seconds for k in kernels)
+            return kernels
+        return [self._through_disk(key, program, features) for key, program in items]
+
+    def disk_key(self, key: str) -> str:
+        """The on-disk key of a kernel key: with the compiler's fingerprint."""
+        return f"{key}|{self.compiler.fingerprint}"
+
+    def _through_disk(self, key: str, program: Program, features: int) -> Kernel:
+        assert self.disk is not None
+        memory = MemoryConfig.fitting(program)
+        dkey = self.disk_key(key)
+        data = self.disk.get(dkey)
+        if data is not None:
+            try:
+                kernel = self.compiler.load_object(data, memory, features, key)
+            except JitError:  # a verified file without the kernel's symbols: replace it
+                self.disk.discard(dkey)
+            else:
+                self.stats.disk_hits += 1
+                self.stats.disk_load_seconds += kernel.compile_seconds
+                return kernel
+        kernel, data = self.compiler.compile_object(program, memory, features, key)
+        self.stats.compiles += 1
+        self.stats.compile_seconds += kernel.compile_seconds
+        self.disk.put(dkey, data)
+        return kernel
 
     def _insert(self, key: str, kernel: Kernel) -> None:
         self.kernels[key] = kernel
@@ -160,45 +203,147 @@ class KernelCache:
         self.kernels.clear()
 
 
-class DiskCache:
-    """Object code on disk, bounded in bytes (least recently used files go first)."""
+def default_cache_dir() -> Path:
+    """Where the on-disk kernel cache lives by default: $AZC_CACHE_DIR, else
+    ~/.cache/azc/kernels."""
+    env = os.environ.get("AZC_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "azc" / "kernels"
 
-    def __init__(self, directory: str | Path, max_bytes: int = 256 * 2**20, tag: str = ""):
-        self.dir = Path(directory)
+
+class DiskCache:
+    """Bytes by key in a directory, checked on read, bounded in total bytes.
+
+    A file is `MAGIC`, a 32-byte BLAKE2b digest of the key and the content,
+    then the content; its name is a hash of the key and `tag`.  `get` returns
+    the content only when the digest holds (a truncated, corrupt or foreign
+    file is deleted and reads as a miss).  `put` writes a temporary file and
+    renames it into place (atomic: readers see the old file or the new one),
+    and keeps the directory at most `max_bytes` in total by deleting the
+    least recently used files (reads refresh a file's time) down to 90% of
+    the bound.  I/O errors never propagate: a failed write is counted and
+    skipped.  Several processes may share a directory.
+    """
+
+    MAGIC = b"azc-obj1"
+    SUFFIX = ".o"
+    STALE_SECONDS = 600.0  # temporary files older than this were left by a crash
+
+    def __init__(self, directory: str | Path | None = None, max_bytes: int = 256 * 2**20,
+                 tag: str = ""):
+        self.dir = Path(directory) if directory is not None else default_cache_dir()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self.tag = tag
+        self.hits = self.misses = self.corrupt = 0
+        self.writes = self.write_errors = self.trimmed = 0
+        self._total = self.size()
+        self._written = 0  # bytes written since the directory was last scanned
 
     def path(self, key: str) -> Path:
         """The file of a key."""
         h = hashlib.blake2b(f"{key}|{self.tag}".encode(), digest_size=16).hexdigest()
-        return self.dir / f"{h}.o"
+        return self.dir / f"{h}{self.SUFFIX}"
+
+    def _digest(self, key: str, data: bytes) -> bytes:
+        h = hashlib.blake2b(digest_size=32)
+        h.update(f"{key}|{self.tag}".encode())
+        h.update(b"\0")
+        h.update(data)
+        return h.digest()
 
     def get(self, key: str) -> bytes | None:
-        """The object code of a key, if cached."""
+        """The content stored under a key, if present and intact."""
         p = self.path(key)
         try:
-            data = p.read_bytes()
+            raw = p.read_bytes()
         except OSError:
+            self.misses += 1
             return None
-        os.utime(p)
+        head = len(self.MAGIC) + 32
+        data = raw[head:]
+        if len(raw) < head or not raw.startswith(self.MAGIC) or \
+                raw[len(self.MAGIC):head] != self._digest(key, data):
+            self.corrupt += 1
+            self.misses += 1
+            self.discard(key)
+            return None
+        try:
+            os.utime(p)
+        except OSError:
+            pass
+        self.hits += 1
         return data
 
     def put(self, key: str, data: bytes) -> None:
-        """Store object code atomically (temp file + rename), then enforce the bound."""
-        fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, self.path(key))
-        self._trim()
+        """Store content under a key atomically (temp file + rename), then keep the bound."""
+        blob = self.MAGIC + self._digest(key, data) + data
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+            os.replace(tmp, self.path(key))
+        except OSError:
+            self.write_errors += 1
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            return
+        self.writes += 1
+        self._total += len(blob)
+        self._written += len(blob)
+        if self._total > self.max_bytes or self._written > self.max_bytes // 8:
+            self.trim()
 
-    def _trim(self) -> None:
-        files = sorted(self.dir.glob("*.o"), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in files)
-        while files and total > self.max_bytes:
-            p = files.pop(0)
-            total -= p.stat().st_size
-            p.unlink(missing_ok=True)
+    def discard(self, key: str) -> None:
+        """Delete a key's file, if any."""
+        try:
+            self.path(key).unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    def _files(self) -> list[tuple[float, int, Path]]:
+        """(mtime, bytes, path) of the cache files; stale temporary files are deleted."""
+        files = []
+        now = time.time()
+        for entry in os.scandir(self.dir):
+            try:
+                st = entry.stat()
+            except OSError:
+                continue  # deleted meanwhile (another process)
+            if entry.name.endswith(self.SUFFIX):
+                files.append((st.st_mtime, st.st_size, Path(entry.path)))
+            elif entry.name.endswith(".tmp") and now - st.st_mtime > self.STALE_SECONDS:
+                Path(entry.path).unlink(missing_ok=True)
+        return files
+
+    def size(self) -> int:
+        """Total bytes of the cache files now."""
+        return sum(size for _, size, _ in self._files())
+
+    def trim(self) -> None:
+        """Scan the directory; if it holds more than `max_bytes`, delete the least recently
+        used files down to 90% of the bound."""
+        files = sorted(self._files(), key=lambda f: f[0])
+        total = sum(size for _, size, _ in files)
+        if total > self.max_bytes:
+            low = self.max_bytes * 9 // 10
+            for _, size, path in files:
+                if total <= low:
+                    break
+                try:
+                    path.unlink()
+                except OSError:
+                    continue
+                total -= size
+                self.trimmed += 1
+        self._total = total
+        self._written = 0
+
+    def clear(self) -> None:
+        """Delete every cache file."""
+        for _, _, path in self._files():
+            path.unlink(missing_ok=True)
+        self._total = self._written = 0
 
 
 _default: KernelCache | None = None

@@ -8,7 +8,13 @@ Facts about llvmlite 0.50 that shape this module (DESIGN.md):
   target machine, and a separate one is kept for the optimization passes;
 - machine code is freed only when its engine is closed, so kernels live in
   engines of bounded size that the kernel cache closes when all their
-  kernels are evicted (see cache.py).
+  kernels are evicted (see cache.py);
+- object code made by `TargetMachine.emit_object` loads into an engine with
+  `add_object_file` (no optimization or codegen; the references to libm
+  resolve to the process's symbols), which is how kernels come back from the
+  on-disk cache.  LLVM does not check object code it is given (truncated or
+  garbage bytes crash the process), so only object code whose checksum the
+  disk cache verified is ever loaded.
 
 No fast-math flags are ever used: kernels agree with the reference
 interpreter bit for bit (transcendental functions are the same libm calls).
@@ -17,6 +23,8 @@ interpreter bit for bit (transcendental functions are the same libm calls).
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -143,6 +151,26 @@ class Engine:
             addrs = [self._engine.get_function_address(n) for n in names]
         if not all(addrs):
             raise JitError(f"symbols missing after compile: {names}")
+        self.modules += 1
+        self.kernels += kernels
+        return addrs
+
+    def add_object(self, data: bytes, names: Sequence[str], kernels: int = 1) -> list[int]:
+        """Load object code (from `Compiler.object_code`); the named functions' addresses.
+
+        No optimization or code generation runs.  `data` must be object code
+        this process (or one with the same `Compiler.fingerprint`) emitted:
+        LLVM does not validate it.
+        """
+        if self.closed:
+            raise JitError("engine already closed")
+        llvm = _llvm()
+        with _lock:
+            self._engine.add_object_file(llvm.ObjectFileRef.from_data(data))
+            self._engine.finalize_object()
+            addrs = [self._engine.get_function_address(n) for n in names]
+        if not all(addrs):
+            raise JitError(f"symbols missing in object code: {names}")
         self.modules += 1
         self.kernels += kernels
         return addrs
@@ -304,8 +332,42 @@ class TaskBatch:
         return results
 
 
+def kernel_symbol(key: str) -> str:
+    """The name of a kernel compiled alone (`Compiler.object_code`): a function of its key
+    only, so its object code can be saved and loaded by key."""
+    return "azk_" + re.sub(r"[^0-9A-Za-z_]", "_", key)
+
+
+# Files whose content decides the code a kernel compiles to (besides the program).
+_CODE_SOURCES = ("backend/lower.py", "backend/jit.py", "ops.py")
+_source_digest: str | None = None
+
+
+def source_digest() -> str:
+    """A digest of azc's code generator (lowering, JIT, op table, runtime IR).
+
+    Part of `Compiler.fingerprint`, so object code saved by a different
+    version of the code generator is never loaded, even when azc's version
+    number did not change (a development checkout).
+    """
+    global _source_digest
+    if _source_digest is None:
+        from pathlib import Path
+        root = Path(__file__).resolve().parents[1]
+        h = hashlib.blake2b(digest_size=8)
+        for rel in _CODE_SOURCES:
+            h.update((root / rel).read_bytes())
+        h.update(lower.rng_functions().encode())
+        _source_digest = h.hexdigest()
+    return _source_digest
+
+
 class Compiler:
-    """Compiles programs to kernels, filling engines of bounded size."""
+    """Compiles programs to kernels, filling engines of bounded size.
+
+    `compiled` counts the functions LLVM generated code for (two per kernel),
+    `loaded` the kernels loaded from object code without compiling.
+    """
 
     def __init__(self, target: Target | None = None, opt: int = 1, codegen_opt: int = 2,
                  engine_size: int = 256):
@@ -315,7 +377,25 @@ class Compiler:
         self.engine_size = engine_size
         self.engine: Engine | None = None
         self.compiled = 0
+        self.loaded = 0
         self.compile_seconds = 0.0
+        self._emitter = None  # a target machine for emit_object, never given to an engine
+        self._fingerprint: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """Everything besides the program that decides a kernel's object code: azc's version
+        and code generator, llvmlite's version, the target triple, CPU name and features, and
+        the optimization levels.  The on-disk cache keys object code on it."""
+        if self._fingerprint is None:
+            import llvmlite
+
+            import azc
+            t = self.target
+            self._fingerprint = (f"azc {azc.__version__} {source_digest()}|llvmlite "
+                                 f"{llvmlite.__version__}|{t.triple}|{t.cpu}|{t.features}|"
+                                 f"opt {self.opt}|codegen {self.codegen_opt}")
+        return self._fingerprint
 
     def _engine(self) -> Engine:
         if self.engine is None or self.engine.closed or self.engine.kernels >= self.engine_size:
@@ -363,6 +443,51 @@ class Compiler:
         per = seconds / max(1, len(programs))
         return [Kernel(key, features, addrs[2 * i], addrs[2 * i + 1], engine, per, mem)
                 for i, (key, mem) in enumerate(zip(keys, memories))]
+
+    def object_code(self, program: Program, memory: MemoryConfig, features: int,
+                    key: str) -> bytes:
+        """The object code of one program's kernel, alone in its module (symbols
+        `kernel_symbol(key)` and its `_run`): parse, optimize, codegen."""
+        name = kernel_symbol(key)
+        text = lower.kernel_module(program, memory, features, name)
+        with _lock:
+            mod = parse_ir(text)
+            optimize_module(mod, self.target, self.opt)
+            if self._emitter is None:
+                self._emitter = self.target.machine(opt=self.codegen_opt)
+            data = self._emitter.emit_object(mod)
+        self.compiled += 2
+        return data
+
+    def load_object(self, data: bytes, memory: MemoryConfig, features: int,
+                    key: str) -> Kernel:
+        """A kernel from its object code (`object_code`), with no LLVM compile.
+
+        Its `compile_seconds` is the time the load took."""
+        start = time.perf_counter()
+        kernel = self._add_object(data, memory, features, key)
+        self.loaded += 1
+        kernel.compile_seconds = time.perf_counter() - start
+        return kernel
+
+    def _add_object(self, data: bytes, memory: MemoryConfig, features: int,
+                    key: str) -> Kernel:
+        name = kernel_symbol(key)
+        with _lock:
+            engine = self._engine()
+            addrs = engine.add_object(data, [name, f"{name}_run"])
+        return Kernel(key, features, addrs[0], addrs[1], engine, 0.0, memory)
+
+    def compile_object(self, program: Program, memory: MemoryConfig, features: int,
+                       key: str) -> tuple[Kernel, bytes]:
+        """(kernel, its object code): one program compiled alone, so that its object code
+        can be saved under its key (slower per program than `compile_many`'s batches)."""
+        start = time.perf_counter()
+        data = self.object_code(program, memory, features, key)
+        kernel = self._add_object(data, memory, features, key)
+        kernel.compile_seconds = time.perf_counter() - start
+        self.compile_seconds += kernel.compile_seconds
+        return kernel, data
 
     def llvm_ir(self, program: Program, features: int, optimized: bool = False) -> str:
         """The LLVM IR of a program's kernel (optionally after optimization)."""

@@ -984,8 +984,9 @@ PROG_WIDTH = 8    # int64 per program descriptor: (code, length) per component, 
 def interp_loop(name: str, layout: Layout) -> str:
     """@<name>(mem, ktask, xid, code, n): execute n encoded instructions.
 
-    Each record holds the op, the output and input addresses and the three
-    constants; a random op keeps its slot in the in1 field.  A switch on the
+    Each record is an `Instr` (the op, the output and input addresses, the
+    three constants; a random op's in1 field holds its slot + 1, or 0 for
+    "its position").  A switch on the
     op calls the op's emitter function with pointers computed from the
     layout, so interpreted and compiled code run the very same op bodies.
     """
@@ -1024,9 +1025,12 @@ def interp_loop(name: str, layout: Layout) -> str:
         ptrs += ["null"] * (3 - len(ptrs))
         key = "0"
         if op.random:
-            kx, key = b.t("k"), b.t("k")
+            kx, key, sl, has, sm = b.t("k"), b.t("k"), b.t(), b.t(), b.t()
+            b(f"{has} = icmp eq i64 %in1, 0")           # 0: the slot is the position
+            b(f"{sm} = sub i64 %in1, 1")
+            b(f"{sl} = select i1 {has}, i64 %i, i64 {sm}")
             b(f"{kx} = call i64 @azc_exec_key(i64 %ktask, i64 %xid)")
-            b(f"{key} = call i64 @azc_slot_key(i64 {kx}, i64 %in1)")
+            b(f"{key} = call i64 @azc_slot_key(i64 {kx}, i64 {sl})")
         b(f"call void @op_{op.id}(ptr {ptrs[0]}, ptr {ptrs[1]}, ptr {ptrs[2]}, "
           f"double %c0, double %c1, double %c2, i64 {key})")
         b("br label %latch")
@@ -1297,11 +1301,21 @@ copy:
   %s = getelementptr inbounds i8, ptr %src, i64 %so
   %do = mul i64 %k, 32
   %d = getelementptr inbounds i8, ptr %dst, i64 %do
-  %rec = load <4 x i64>, ptr %s, align 1
-  store <4 x i64> %rec, ptr %d, align 1
-  %op = extractelement <4 x i64> %rec, i64 0
+  %rec0 = load <4 x i64>, ptr %s, align 1
+  %op = extractelement <4 x i64> %rec0, i64 0
   %opl = and i64 %op, 65535
   %isr = icmp uge i64 %opl, 59
+  ; a random op with the default slot (in1 = 0) keeps drawing as at position i
+  %in1f = lshr i64 %op, 32
+  %in1v = and i64 %in1f, 65535
+  %dflt = icmp eq i64 %in1v, 0
+  %bind = and i1 %isr, %dflt
+  %ip1 = add i64 %i, 1
+  %ipsh = shl i64 %ip1, 32
+  %opb = or i64 %op, %ipsh
+  %op2 = select i1 %bind, i64 %opb, i64 %op
+  %rec = insertelement <4 x i64> %rec0, i64 %op2, i64 0
+  store <4 x i64> %rec, ptr %d, align 1
   %nr = load i64, ptr %nrand
   %nr1 = add i64 %nr, 1
   %nr2 = select i1 %isr, i64 %nr1, i64 %nr

@@ -3,15 +3,14 @@
 One LLVM module per (memory layout, F), generated from the same per-op
 emitters and the same protocol driver as compiled kernels (lower.py) and
 compiled once per process.  A program is encoded as 32-byte records (op,
-out, in1, in2 as int16; c0, c1, c2 as float64; a random op keeps its slot in
-in1), so encoding costs a join of cached bytes.  `run_batch` evaluates many
+out, in1, in2 as int16; c0, c1, c2 as float64; a random op keeps slot + 1 in
+in1), so encoding costs a join: an `Instr` is its own record.  `run_batch` evaluates many
 programs on the same tasks in one native call.
 """
 
 from __future__ import annotations
 
 import ctypes
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,31 +25,12 @@ from azc.ops import OPS
 from azc.results import TaskResult
 from azc.tasks.task import Task
 
-_RECORD = struct.Struct("<hhhhddd")
 _ONE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_double,
                         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
 _BATCH = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                           ctypes.c_int64, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p,
                           ctypes.c_int64)
 _RANDOM = frozenset(op.id for op in OPS if op.random)
-
-
-def encode_component(instrs: Sequence[Instr]) -> bytes:
-    """The records of a component function, as the interpreter reads them.
-
-    An instruction is its own record; a random op's in1 field is rewritten
-    from "slot + 1 or 0" to its absolute slot.  No-ops are dropped.
-    """
-    if not any(ins[0] in _RANDOM or not ins[0] for ins in instrs):
-        return b"".join(instrs)
-    parts = []
-    for i, ins in enumerate(instrs):
-        if ins[0] in _RANDOM:
-            slot = ins.slot
-            parts.append(_RECORD.pack(ins.op, ins.out, i if slot < 0 else slot, 0, *ins.consts))
-        elif ins[0]:
-            parts.append(ins)
-    return b"".join(parts)
 
 
 @dataclass
@@ -62,21 +42,15 @@ class Encoded:
 
     @staticmethod
     def of(programs: Sequence[Program]) -> Encoded:
-        """Encode programs into one buffer."""
-        parts: list[bytes] = []
-        lengths = np.zeros((len(programs), 3), dtype=np.int64)
-        offsets = np.zeros((len(programs), 3), dtype=np.int64)
-        pos = 0
-        for p, prog in enumerate(programs):
-            for c, instrs in enumerate((prog.setup, prog.predict, prog.learn)):
-                code = encode_component(instrs)
-                offsets[p, c] = pos
-                lengths[p, c] = len(code) // lower.CODE_RECORD
-                parts.append(code)
-                pos += len(code)
-        code = np.frombuffer(b"".join(parts) or b"\0", dtype=np.uint8).copy()
+        """Encode programs into one buffer: every instruction is its own record."""
+        lengths = np.array([(len(p.setup), len(p.predict), len(p.learn)) for p in programs],
+                           dtype=np.int64).reshape(-1, 3)
+        code = np.frombuffer(b"".join([b"".join(p.setup) + b"".join(p.predict)
+                                       + b"".join(p.learn) for p in programs]) or b"\0",
+                             dtype=np.uint8).copy()
+        starts = np.cumsum(np.concatenate([[0], lengths.ravel()]))[:-1].reshape(-1, 3)
         progs = np.zeros((len(programs), lower.PROG_WIDTH), dtype=np.int64)
-        progs[:, 0:6:2] = offsets + code.ctypes.data
+        progs[:, 0:6:2] = starts * lower.CODE_RECORD + code.ctypes.data
         progs[:, 1:6:2] = lengths
         return Encoded(code, progs)
 
@@ -229,13 +203,7 @@ def decode(enc: Encoded, index: int) -> Program:
         ptr, n = int(enc.progs[index, 2 * c]), int(enc.progs[index, 2 * c + 1])
         off = ptr - base
         instrs = []
-        for i in range(n):
-            rec = raw[off + 32 * i: off + 32 * (i + 1)]
-            ins = Instr.from_record(rec)
-            if ins.op in _RANDOM:
-                slot = ins[4] | (ins[5] << 8)  # the encoding holds the absolute slot
-                ins = Instr(ins.op, ins.out, 0, 0, *ins.consts, slot=slot)
-            instrs.append(ins)
+        instrs = [Instr.from_record(raw[off + 32 * i: off + 32 * (i + 1)]) for i in range(n)]
         comps.append(tuple(instrs))
     from azc.ir import canonical_slots, slot_at
     return Program(*(canonical_slots(cs, [slot_at(x, i) for i, x in enumerate(cs)])

@@ -58,6 +58,7 @@ class _Memo:
     fec_steps: int                   # train steps of the FEC run
     fitness: np.ndarray              # per task; NaN = not evaluated fully yet
     steps: np.ndarray                # per task train steps of the full evaluation
+    fp_list: list | None = None      # the fingerprints as Python ints (for lookups)
 
 
 class SearchEvaluator:
@@ -105,97 +106,149 @@ class SearchEvaluator:
         return np.array([combine(row, self.combination) for row in per_task.tolist()])
 
     def evaluate_tasks(self, programs: Sequence[Program], seeds: np.ndarray) -> np.ndarray:
-        """Per-task fitness, shape (programs, tasks)."""
+        """Per-task fitness, shape (programs, tasks).
+
+        The children of a batch are settled in order, as if one by one: a
+        fingerprint first missed by child i is a hit for a later child j of
+        the same batch (it hits the entry i's evaluation fills).
+        """
         n, T = len(programs), self.n_tasks
         c = self.counters
         c.individuals += n
-        enc = Encoded.of(programs)
-        live, hashes = self.dce.run(enc)
-        keys = hashes.tobytes()
-        nrand = live.progs[:, 6]
-        fitness = np.zeros((n, T))
-        budget_ok = np.ones(n, dtype=bool)
+        live, hashes = self.dce.run(Encoded.of(programs))
+        keys = [hashes[i].tobytes() for i in range(n)]
+        nrand = live.progs[:, 6].tolist()
+        fitness = [[0.0] * T for _ in range(n)]
+        ok = [True] * n
         if self.budget is not None:
-            budget_ok = np.array([self.n_req(p) != 0 for p in programs])
-            c.budget_rejected += int((~budget_ok).sum())
+            ok = [self.n_req(p) != 0 for p in programs]
+            c.budget_rejected += ok.count(False)
         fec = self.fec
-        steps_fec = 0 if fec is None else T * fec.num_train_examples
-        fec_steps = np.zeros(n, dtype=np.int64)
-        # the memo settles deterministic programs seen before
+        # 1. the memo settles deterministic programs seen before; repeats in the batch share
         memos: list[_Memo | None] = [None] * n
-        todo_fp: list[int] = []
+        same_as: dict[int, int] = {}
+        first: dict[bytes, int] = {}
+        todo: list[int] = []
         for i in range(n):
-            if not budget_ok[i]:
-                c.train_steps += steps_fec
+            if not ok[i]:
+                c.train_steps += 0 if fec is None else T * fec.num_train_examples
                 continue
             if nrand[i] == 0:
-                m = self.memo.get(keys[16 * i:16 * i + 16])
+                m = self.memo.get(keys[i])
                 if m is not None and (fec is None or m.fingerprints is not None):
                     memos[i] = m
                     c.memo_hits += 1
                     continue
-            todo_fp.append(i)
-        # FEC fingerprints of the programs not settled by the memo
-        fps = np.zeros((n, T), dtype=np.uint64)
-        if fec is not None:
-            for i, m in enumerate(memos):
-                if m is not None:
-                    fps[i] = m.fingerprints
-            if todo_fp:
-                fps[todo_fp], fec_steps[todo_fp] = self._fingerprints(live, todo_fp)
-            for i, m in enumerate(memos):
-                if m is not None:
-                    fec_steps[i] = m.fec_steps
-        # per (program, task): FEC lookups, then full evaluation of the misses
+                if keys[i] in first:
+                    same_as[i] = first[keys[i]]
+                    c.memo_hits += 1
+                    continue
+                first[keys[i]] = i
+            todo.append(i)
+        # 2. FEC fingerprints of the new programs, then per (program, task) lookups
+        fps: list[list[int]] = [[] for _ in range(n)]
+        fec_steps = [0] * n
+        waiting: list[tuple[int, int, list]] = []   # (program, task, cache entry)
         missing: dict[int, list[int]] = {}
-        cache = self.fec_cache
-        for i in range(n):
-            if not budget_ok[i]:
-                continue
-            m = memos[i]
-            if cache is None:
+        if fec is not None:
+            if todo:
+                got, steps = self._fingerprints(live, todo)
+                for r, i in enumerate(todo):
+                    fps[i], fec_steps[i] = got[r], steps[r]
+            for i in range(n):
+                if memos[i] is not None:
+                    fps[i], fec_steps[i] = memos[i].fp_list, memos[i].fec_steps
+                elif i in same_as:
+                    fps[i], fec_steps[i] = fps[same_as[i]], fec_steps[same_as[i]]
+            self._lookup(ok, memos, fps, fec_steps, fitness, missing, waiting)
+        else:
+            for i in range(n):
+                m = memos[i]
+                if not ok[i] or i in same_as:
+                    continue
                 if m is not None and not np.isnan(m.fitness).any():
-                    fitness[i] = m.fitness
+                    fitness[i] = m.fitness.tolist()
                     c.train_steps += int(m.steps.sum())
                 else:
                     missing[i] = list(range(T))
+        # 3. full evaluation of what the caches did not settle
+        steps = np.zeros((n, T), dtype=np.int64)
+        if missing:
+            self._evaluate_missing(live, seeds, missing, fitness, steps)
+        for i, t, entry in waiting:  # the child that missed comes before those that hit
+            if entry[0] is None:
+                entry[0] = fitness[i][t]
+            else:
+                fitness[i][t] = entry[0]
+        if fec is None:
+            for i, j in same_as.items():
+                fitness[i] = list(fitness[j])
+                c.train_steps += int(steps[j].sum())
+        # 4. remember deterministic programs
+        for i in range(n):
+            if not ok[i] or nrand[i] != 0 or i in same_as:
+                continue
+            m = memos[i]
+            if m is None:
+                fp = fps[i] if fec is not None else None
+                m = _Memo(None if fp is None else np.array(fp, dtype=np.uint64), fec_steps[i],
+                          np.full(T, np.nan), np.zeros(T, dtype=np.int64), fp)
+                self._remember(keys[i], m)
+            for t in missing.get(i, ()):
+                m.fitness[t] = fitness[i][t]
+                m.steps[t] = steps[i, t]
+        return np.array(fitness, dtype=np.float64).reshape(n, T)
+
+    def _lookup(self, ok: list[bool], memos: list, fps: list[list[int]], fec_steps: list[int],
+                fitness: list[list[float]], missing: dict[int, list[int]],
+                waiting: list[tuple[int, int, list]]) -> None:
+        """FEC cache lookups per (program, task) in order, as the original's FECCache.
+
+        A miss inserts the entry at once (its value filled after evaluation),
+        so later children of the batch hit it, as they would have one by one.
+        """
+        cache = self.fec_cache
+        assert cache is not None
+        entries = cache._entries
+        forget = cache.config.forget_every
+        size = cache.config.cache_size
+        c = self.counters
+        hits = misses = 0
+        for i, row in enumerate(fps):
+            if not ok[i]:
                 continue
             c.train_steps += int(fec_steps[i])
-            row = fps[i].tolist()
-            for t in range(T):
-                got = cache.lookup(row[t])
-                if got is None:
-                    c.fec_misses += 1
-                    if m is not None and not np.isnan(m.fitness[t]):
-                        fitness[i, t] = m.fitness[t]
-                        cache.insert(row[t], m.fitness[t])
+            m = memos[i]
+            f = fitness[i]
+            for t, fp in enumerate(row):
+                e = entries.pop(fp, None)
+                if e is None:
+                    misses += 1
+                    e = [None, 1]
+                    if m is not None and m.fitness[t] == m.fitness[t]:
+                        e[0] = f[t] = float(m.fitness[t])
                         c.train_steps += int(m.steps[t])
                     else:
                         missing.setdefault(i, []).append(t)
+                        waiting.append((i, t, e))
+                    entries[fp] = e
+                    if len(entries) > size:
+                        del entries[next(iter(entries))]
+                    continue
+                hits += 1
+                e[1] += 1
+                if not forget or e[1] < forget:
+                    entries[fp] = e  # re-inserted: now the most recently used
+                if e[0] is None:
+                    waiting.append((i, t, e))  # hit on an entry this batch is filling
                 else:
-                    c.fec_hits += 1
-                    fitness[i, t] = got
-        steps = np.zeros((n, T), dtype=np.int64)
-        if missing:
-            self._evaluate_missing(live, seeds, missing, fitness, fps, steps)
-        # remember deterministic programs
-        for i in range(n):
-            if not budget_ok[i] or nrand[i] != 0 or memos[i] is not None:
-                continue
-            key = keys[16 * i:16 * i + 16]
-            known = np.full(T, np.nan)
-            if i in missing:
-                known[missing[i]] = fitness[i, missing[i]]
-            self._remember(key, _Memo(fps[i].copy() if fec is not None else None,
-                                      int(fec_steps[i]), known, steps[i].copy()))
-        for i in range(n):
-            m = memos[i]
-            if m is not None and i in missing:
-                m.fitness[missing[i]] = fitness[i, missing[i]]
-                m.steps[missing[i]] = steps[i, missing[i]]
-        return fitness
+                    f[t] = e[0]
+        cache.hits += hits
+        cache.misses += misses
+        c.fec_hits += hits
+        c.fec_misses += misses
 
-    def _fingerprints(self, live: Encoded, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    def _fingerprints(self, live: Encoded, rows: list[int]) -> tuple[list, list]:
         """(fingerprints (rows, tasks), train steps of the FEC run per row)."""
         fec = self.fec
         assert fec is not None
@@ -211,24 +264,34 @@ class SearchEvaluator:
         n_va = out[:, :, 4].astype(np.int64)
         n_req = np.broadcast_to(self.full_steps, n_tr.shape)
         fps = fingerprints(tr, va, n_tr, n_va, self.task_index, n_req)
-        return fps, out[:, :, 1].sum(axis=1).astype(np.int64)
+        return fps.tolist(), out[:, :, 1].sum(axis=1).astype(np.int64).tolist()
 
     def _evaluate_missing(self, live: Encoded, seeds: np.ndarray, missing: dict[int, list[int]],
-                          fitness: np.ndarray, fps: np.ndarray, steps: np.ndarray) -> None:
+                          fitness: list[list[float]], steps: np.ndarray) -> None:
         rows = sorted(missing)
         sub = Encoded(live.code, live.progs[rows])
         out = self.interp.run_batch(sub, self.tasks, np.asarray(seeds)[rows],
                                     self.max_abs_error)
         c = self.counters
+        fits = out[:, :, 0].tolist()
+        stp = out[:, :, 1].astype(np.int64)
         for r, i in enumerate(rows):
             for t in missing[i]:
-                f = float(out[r, t, 0])
-                fitness[i, t] = f
-                steps[i, t] = int(out[r, t, 1])
-                c.train_steps += int(out[r, t, 1])
+                fitness[i][t] = fits[r][t]
+                steps[i, t] = stp[r, t]
+                c.train_steps += int(stp[r, t])
                 c.full_task_evals += 1
-                if self.fec_cache is not None:
-                    self.fec_cache.insert(int(fps[i, t]), f)
+
+    def state(self) -> dict:
+        """What a checkpoint needs: the FEC cache and the counters (the memo is rebuilt)."""
+        return {"fec": None if self.fec_cache is None else self.fec_cache.state(),
+                "counters": self.counters}
+
+    def restore(self, state: dict) -> None:
+        """Continue from a `state()`."""
+        if self.fec_cache is not None and state["fec"] is not None:
+            self.fec_cache.restore(state["fec"])
+        self.counters = state["counters"]
 
     def _remember(self, key: bytes, memo: _Memo) -> None:
         if len(self.memo) >= self.memo_size:

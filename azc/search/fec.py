@@ -53,18 +53,22 @@ def fingerprints(train_err: np.ndarray, valid_err: np.ndarray, n_train: np.ndarr
 
     `train_err`/`valid_err` are (programs, tasks, k) float64 with the first
     `n_train`/`n_valid` entries valid; entries past the counts do not count.
+    Each error's bits are mixed with its position, the mixed words summed
+    (mod 2^64) and the sums mixed again with the counts, the task index and
+    the budgeted number of training examples.
     """
+    k = train_err.shape[2]
+    pos = np.arange(k, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        h = np.full(n_train.shape, 42, dtype=np.uint64)
-        for errs, counts in ((train_err, n_train), (valid_err, n_valid)):
+        parts = []
+        for salt, errs, counts in ((1, train_err, n_train), (2, valid_err, n_valid)):
             bits = np.ascontiguousarray(errs).view(np.uint64)
-            for j in range(errs.shape[2]):
-                word = np.where(counts > j, bits[:, :, j], np.uint64(0))
-                h = _mix(h ^ word) + _GOLDEN
-            h = _mix(h ^ counts.astype(np.uint64))
-        h = _mix(h ^ task_index.astype(np.uint64)[None, :])
-        h = _mix(h ^ n_req.astype(np.uint64))
-    return h
+            bits = np.where(pos[None, None, :] < counts[:, :, None], bits, np.uint64(0))
+            words = _mix(bits ^ ((pos + np.uint64(salt * k)) * _GOLDEN))
+            parts.append(_mix(words.sum(axis=2, dtype=np.uint64) ^ counts.astype(np.uint64)))
+        h = _mix(parts[0] * np.uint64(3) + parts[1])
+        h = _mix(h ^ (task_index.astype(np.uint64)[None, :] * _GOLDEN))
+        return _mix(h ^ n_req.astype(np.uint64))
 
 
 class FecCache:

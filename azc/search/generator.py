@@ -64,7 +64,8 @@ def neural_net_algorithm(lr: float = 0.01, init_scale: float = 0.1) -> Program:
                Instr.make(28, 1, 7, 0), Instr.make(39, 0, 0, 1)))
 
 
-def _padded(program: Program, sizes: tuple[int, int, int]) -> Program:
+def padded(program: Program, sizes: tuple[int, int, int]) -> Program:
+    """The program with each component padded with no-ops up to a size."""
     return Program(*(tuple(program[c]) + (Instr(0),) * max(0, sizes[c] - len(program[c]))
                      for c in Component))
 
@@ -100,8 +101,8 @@ class Generator:
         if self.kind is InitialPopulation.RANDOM_ALGORITHM:
             return Program(*(self.space.random_component(c, sizes[c], rnd) for c in Component))
         if self.kind is InitialPopulation.LINEAR_ALGORITHM:
-            return _padded(linear_algorithm(), sizes)
+            return padded(linear_algorithm(), sizes)
         nn = neural_net_algorithm()
         if self.kind is InitialPopulation.INTEGRATION_TEST_DAMAGED_NEURAL_NET_ALGORITHM:
             nn = nn.replace(Component.SETUP, nn.setup[2:])
-        return _padded(nn, sizes)
+        return padded(nn, sizes)

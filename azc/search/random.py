@@ -32,9 +32,21 @@ class SearchRandom:
             self._u = self.gen.random(_BLOCK).tolist()
         return self._u.pop()
 
+    def integers(self, n: int, count: int) -> np.ndarray:
+        """`count` uniform integers in [0, n), as an int64 array."""
+        if len(self._u) < count:
+            self._u = self.gen.random(max(_BLOCK, count)).tolist() + self._u
+        vals = self._u[-count:]
+        del self._u[-count:]
+        return np.minimum((np.array(vals) * n).astype(np.int64), n - 1)
+
     def integer(self, n: int) -> int:
         """Uniform integer in [0, n)."""
-        return min(int(self.random() * n), n - 1)
+        u = self._u
+        if not u:
+            u = self._u = self.gen.random(_BLOCK).tolist()
+        x = int(u.pop() * n)
+        return x if x < n else n - 1
 
     def between(self, lo: int, hi: int) -> int:
         """Uniform integer in [lo, hi)."""
@@ -59,7 +71,12 @@ class SearchRandom:
 
     def choice(self, items: list | tuple):
         """A uniformly chosen element."""
-        return items[self.integer(len(items))]
+        u = self._u
+        if not u:
+            u = self._u = self.gen.random(_BLOCK).tolist()
+        n = len(items)
+        x = int(u.pop() * n)
+        return items[x if x < n else n - 1]
 
     def seed64(self) -> int:
         """A fresh 64-bit seed (for evaluations and sub-generators)."""

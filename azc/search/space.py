@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from azc.errors import ConfigError
-from azc.ir import Component, Instr, MemoryConfig, as_float32
+from azc.ir import NOOP, RECORD, Component, Instr, MemoryConfig, as_float32
 from azc.ops import OPS, Kind, Op
 from azc.search.random import SearchRandom
 
@@ -35,6 +35,7 @@ class SearchSpace:
     size_min: tuple[int, int, int] = (0, 0, 0)
     size_max: tuple[int, int, int] = (UNLIMITED, UNLIMITED, UNLIMITED)
     _op_rows: tuple = field(init=False, repr=False, compare=False)
+    _makers: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for comp, ops in zip(Component, self.ops):
@@ -52,6 +53,33 @@ class SearchSpace:
                                           f"addresses, but the memory has none")
         object.__setattr__(self, "_op_rows", tuple(tuple(OPS[o] for o in ops)
                                                    for ops in self.ops))
+        makers = {op.id: self._maker(op) for op in OPS if op.out is not None and op.ins}
+        object.__setattr__(self, "_makers", makers)
+
+    def _maker(self, op: Op):
+        """A fast maker of random instructions of an op with inputs (draw order in, in2, out)."""
+        sizes = [self.memory.size(k) for k in op.ins]
+        lo = 0 if op.out is Kind.MATRIX else 1
+        span = self.memory.size(op.out) - lo
+        pack, new, oid = RECORD.pack, bytes.__new__, op.id
+
+        def draw(rnd: SearchRandom, n: int) -> int:
+            return rnd.integer(n)
+
+        if len(sizes) == 1:
+            n1 = sizes[0]
+
+            def make1(rnd: SearchRandom) -> Instr:
+                in1 = draw(rnd, n1)
+                return new(Instr, pack(oid, lo + draw(rnd, span), in1, 0, 0.0, 0.0, 0.0))
+            return make1
+        n1, n2 = sizes
+
+        def make2(rnd: SearchRandom) -> Instr:
+            in1 = draw(rnd, n1)
+            in2 = draw(rnd, n2)
+            return new(Instr, pack(oid, lo + draw(rnd, span), in1, in2, 0.0, 0.0, 0.0))
+        return make2
 
     def mutable(self) -> list[Component]:
         """The components evolution may change (those with allowed ops)."""
@@ -67,17 +95,12 @@ class SearchSpace:
 
     def random_instr(self, op: Op, rnd: SearchRandom) -> Instr:
         """A new instruction of this op with randomized parameters (spec §3.7)."""
+        make = self._makers.get(op.id)
+        if make is not None:
+            return make(rnd)
         if op.out is None:
-            return Instr(0)
-        in1 = in2 = 0
-        if op.is_set:
-            out = self.output(op.out, rnd)
-            return self._with_consts(op, out, rnd)
-        in1 = self.input(op.ins[0], rnd)
-        if op.arity == 2:
-            in2 = self.input(op.ins[1], rnd)
-        out = self.output(op.out, rnd)
-        return Instr(op.id, out, in1, in2)
+            return NOOP
+        return self._with_consts(op, self.output(op.out, rnd), rnd)
 
     def input(self, kind: Kind, rnd: SearchRandom) -> int:
         """An input address: any address of the kind."""

@@ -1,0 +1,352 @@
+"""Experiment configuration: one TOML file, with the original's names.
+
+Top-level keys (the original's SearchExperimentSpec and flags, spec §7.3):
+
+    scalars, vectors, matrices           memory sizes (default 20 each)
+    setup_ops, predict_ops, learn_ops    op names (SCALAR_SUM_OP or SCALAR_SUM) or ids
+    setup_size_init / _min / _max        and the same for predict_ and learn_
+    population_size, tournament_size
+    initial_population                   NO_OP_ALGORITHM (default), RANDOM_ALGORITHM, ...
+    allowed_mutation_types               ALTER_PARAM_MUTATION_TYPE, ... (duplicates weigh)
+    mutate_prob                          0.9
+    max_train_steps                      8e10, per search experiment
+    max_abs_error                        100
+    fitness_combination_mode             MEAN_FITNESS_COMBINATION or MEDIAN_...
+    progress_every                       10000 individuals
+    sufficient_fitness                   stop once a candidate's select fitness exceeds it
+    max_experiments                      1 (0: until sufficient_fitness)
+    randomize_task_seeds                 false
+    random_seed                          the run's seed (--seed overrides)
+    [fec]                                num_train_examples, num_valid_examples,
+                                         cache_size, forget_every
+    [train_budget]                       train_budget_baseline,
+                                         train_budget_threshold_factor
+    [[search_tasks]], [[select_tasks]], [[final_tasks]]   task specs (azc.tasks.spec)
+
+azc's own options: `batch_size` (children per native call, 1 = the exact
+sequential order), `constant_mutation` ("code" or the "paper"'s U[0.5, 2]),
+`max_individuals`, `time_limit` (seconds), `mutation_weights` ("paper": the
+paper's two-level choice is not implemented; use duplicates in the list).
+
+Unknown keys and bad values raise ConfigError naming the key.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from azc.errors import ConfigError
+from azc.ir import Component, MemoryConfig
+from azc.ops import NUM_OPS, op_by_name
+from azc.resources import config_dir
+from azc.search.fec import FecConfig
+from azc.search.generator import InitialPopulation
+from azc.search.mutator import CONSTANT_MUTATIONS, MutationType
+from azc.search.space import UNLIMITED, SearchSpace
+from azc.tasks.spec import TaskSpec, parse_task_list
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """The `train_budget` section."""
+
+    baseline: InitialPopulation = InitialPopulation.NEURAL_NET_ALGORITHM
+    threshold_factor: float = 2.0
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole experiment: search space, evolution, caches, tasks and stopping rules."""
+
+    name: str
+    memory: MemoryConfig
+    ops: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+    size_init: tuple[int, int, int]
+    size_min: tuple[int, int, int]
+    size_max: tuple[int, int, int]
+    population_size: int
+    tournament_size: int
+    initial_population: InitialPopulation
+    mutation_types: tuple[MutationType, ...]
+    search_tasks: tuple[TaskSpec, ...]
+    select_tasks: tuple[TaskSpec, ...]
+    final_tasks: tuple[TaskSpec, ...]
+    mutate_prob: float = 0.9
+    fec: FecConfig | None = None
+    train_budget: BudgetConfig | None = None
+    max_train_steps: int = 80_000_000_000
+    max_abs_error: float = 100.0
+    combination: str = "mean"
+    progress_every: int = 10_000
+    sufficient_fitness: float = math.inf
+    max_experiments: int = 1
+    randomize_task_seeds: bool = False
+    random_seed: int = 1
+    batch_size: int = 50
+    constant_mutation: str = "code"
+    max_individuals: int | None = None
+    time_limit: float | None = None
+    source: str = ""
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def space(self, features: int) -> SearchSpace:
+        """The search space at the search tasks' feature size."""
+        return SearchSpace(self.memory, features, self.ops, self.size_init, self.size_min,
+                           self.size_max)
+
+
+_TOP_KEYS = {
+    "scalars", "vectors", "matrices", "setup_ops", "predict_ops", "learn_ops",
+    "setup_size_init", "predict_size_init", "learn_size_init", "setup_size_min",
+    "predict_size_min", "learn_size_min", "setup_size_max", "predict_size_max",
+    "learn_size_max", "population_size", "tournament_size", "initial_population",
+    "allowed_mutation_types", "mutate_prob", "max_train_steps", "max_abs_error",
+    "fitness_combination_mode", "progress_every", "sufficient_fitness", "max_experiments",
+    "randomize_task_seeds", "random_seed", "fec", "train_budget", "search_tasks",
+    "select_tasks", "final_tasks", "batch_size", "constant_mutation", "max_individuals",
+    "time_limit", "name", "description",
+}
+_ALIASES = {"max_scalar_addresses": "scalars", "max_vector_addresses": "vectors",
+            "max_matrix_addresses": "matrices"}
+def _alias(key: str) -> str:
+    """The canonical name of a key (the original's flag and mutate_*_size_* spellings)."""
+    if key.startswith("mutate_") and "_size_" in key:
+        key = key[len("mutate_"):]
+    return _ALIASES.get(key, key)
+
+
+_REQUIRED = ("population_size", "tournament_size", "allowed_mutation_types", "search_tasks")
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configurations shipped with azc (demo, linear, nonlinear, ...)."""
+    return sorted(p.stem for p in config_dir().glob("*.toml"))
+
+
+def resolve_config_path(arg: str) -> Path:
+    """A config path from a path or the name of a shipped config."""
+    p = Path(arg)
+    if p.is_file():
+        return p
+    shipped = config_dir() / f"{arg.removesuffix('.toml')}.toml"
+    if shipped.is_file():
+        return shipped
+    raise ConfigError(f"no such configuration: {arg} (a TOML file, or one of the shipped "
+                      f"configs: {', '.join(shipped_configs())})")
+
+
+def load_config(arg: str) -> ExperimentConfig:
+    """Load and validate an experiment configuration (path or shipped name)."""
+    path = resolve_config_path(arg)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
+    return parse_config(data, str(path), path.parent, name=path.stem)
+
+
+def parse_config(data: dict, source: str = "<config>", base_dir: Path | None = None,
+                 name: str = "experiment") -> ExperimentConfig:
+    """Validate a parsed TOML document into an ExperimentConfig."""
+    base = base_dir or Path(".")
+    data = {_alias(k): v for k, v in data.items()}
+    for key in data:
+        if key not in _TOP_KEYS:
+            near = [k for k in _TOP_KEYS if k[:4] == key[:4]]
+            hint = f" (did you mean {', '.join(sorted(near))}?)" if near else ""
+            raise ConfigError(f"unknown key '{key}'{hint}", where=source)
+    for key in _REQUIRED:
+        if key not in data:
+            raise ConfigError(f"missing required key '{key}'", where=source)
+    get = _Getter(data, source)
+    memory = _memory(get)
+    ops = tuple(get.ops(f"{c.attr}_ops") for c in Component)
+    size_init = tuple(get.int(f"{c.attr}_size_init", 0, lo=0) for c in Component)
+    size_min = tuple(get.int(f"{c.attr}_size_min", 0, lo=0) for c in Component)
+    size_max = tuple(get.int(f"{c.attr}_size_max", 0, lo=0) or UNLIMITED for c in Component)
+    search = parse_task_list(data["search_tasks"], source, base, key="search_tasks")
+    select = (parse_task_list(data["select_tasks"], source, base, key="select_tasks")
+              if "select_tasks" in data else search)
+    final = (parse_task_list(data["final_tasks"], source, base, key="final_tasks")
+             if "final_tasks" in data else select)
+    combination = str(get.value("fitness_combination_mode", "mean", str)).strip().upper()
+    combination = {"MEAN_FITNESS_COMBINATION": "mean", "MEAN": "mean",
+                   "MEDIAN_FITNESS_COMBINATION": "median", "MEDIAN": "median"}.get(combination, "")
+    if not combination:
+        raise ConfigError("fitness_combination_mode must be MEAN_FITNESS_COMBINATION or "
+                          "MEDIAN_FITNESS_COMBINATION", where=source)
+    constant = get.value("constant_mutation", "code", str)
+    if constant not in CONSTANT_MUTATIONS:
+        raise ConfigError(f"constant_mutation must be one of {CONSTANT_MUTATIONS}, got "
+                          f"{constant!r}", where=source)
+    try:
+        initial = InitialPopulation.parse(get.value("initial_population", "NO_OP_ALGORITHM",
+                                                    (str, int)))
+        types = tuple(MutationType.parse(t) for t in get.list("allowed_mutation_types"))
+    except ConfigError as err:
+        raise ConfigError(err.message, where=source) from None
+    if not types:
+        raise ConfigError("allowed_mutation_types must not be empty", where=source)
+    cfg = ExperimentConfig(
+        name=str(data.get("name", name)), memory=memory, ops=ops,  # type: ignore[arg-type]
+        size_init=size_init, size_min=size_min, size_max=size_max,  # type: ignore[arg-type]
+        population_size=get.int("population_size", lo=2),
+        tournament_size=get.int("tournament_size", lo=1),
+        initial_population=initial, mutation_types=types,
+        search_tasks=tuple(search), select_tasks=tuple(select), final_tasks=tuple(final),
+        mutate_prob=get.float("mutate_prob", 0.9, lo=0.0, hi=1.0),
+        fec=_fec(get), train_budget=_budget(get),
+        max_train_steps=get.int("max_train_steps", 80_000_000_000, lo=1),
+        max_abs_error=get.float("max_abs_error", 100.0, lo=0.0),
+        combination=combination,
+        progress_every=get.int("progress_every", 10_000, lo=1),
+        sufficient_fitness=get.float("sufficient_fitness", math.inf),
+        max_experiments=get.int("max_experiments", 1, lo=0),
+        randomize_task_seeds=get.bool("randomize_task_seeds", False),
+        random_seed=get.int("random_seed", 1, lo=0),
+        batch_size=get.int("batch_size", 50, lo=1),
+        constant_mutation=constant,
+        max_individuals=get.optional_int("max_individuals"),
+        time_limit=get.optional_float("time_limit"),
+        source=source, raw=data)
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: ExperimentConfig) -> None:
+    if cfg.tournament_size > cfg.population_size:
+        raise ConfigError(f"tournament_size ({cfg.tournament_size}) exceeds population_size "
+                          f"({cfg.population_size})", where=cfg.source)
+    for c in Component:
+        if cfg.size_min[c] > cfg.size_max[c]:
+            raise ConfigError(f"{c.attr}_size_min ({cfg.size_min[c]}) exceeds "
+                              f"{c.attr}_size_max ({cfg.size_max[c]})", where=cfg.source)
+    features = {s.features_size for s in cfg.search_tasks}
+    if len(features) != 1 or None in features:
+        raise ConfigError(f"search_tasks must share one features_size, got {sorted(features)}",
+                          where=cfg.source)
+
+
+def _memory(get: _Getter) -> MemoryConfig:
+    try:
+        return MemoryConfig(get.int("scalars", 20), get.int("vectors", 20),
+                            get.int("matrices", 20))
+    except ConfigError:
+        raise
+    except Exception as err:  # VerifyError from MemoryConfig: name the keys
+        raise ConfigError(f"scalars/vectors/matrices: {err}", where=get.source) from None
+
+
+def _fec(get: _Getter) -> FecConfig | None:
+    table = get.value("fec", None, dict)
+    if table is None:
+        return None
+    valid = ("num_train_examples", "num_valid_examples", "cache_size", "forget_every")
+    for key in table:
+        if key not in valid:
+            raise ConfigError(f"unknown key 'fec.{key}' (valid: {', '.join(valid)})",
+                              where=get.source)
+    sub = _Getter(table, get.source, prefix="fec.")
+    return FecConfig(sub.int("num_train_examples", 10, lo=1),
+                     sub.int("num_valid_examples", 10, lo=1),
+                     sub.int("cache_size", 100_000, lo=1), sub.int("forget_every", 100, lo=0))
+
+
+def _budget(get: _Getter) -> BudgetConfig | None:
+    table = get.value("train_budget", None, dict)
+    if table is None:
+        return None
+    valid = ("train_budget_baseline", "train_budget_threshold_factor")
+    for key in table:
+        if key not in valid:
+            raise ConfigError(f"unknown key 'train_budget.{key}' (valid: {', '.join(valid)})",
+                              where=get.source)
+    sub = _Getter(table, get.source, prefix="train_budget.")
+    try:
+        baseline = InitialPopulation.parse(sub.value("train_budget_baseline",
+                                                     "NEURAL_NET_ALGORITHM", (str, int)))
+    except ConfigError as err:
+        raise ConfigError(f"train_budget.train_budget_baseline: {err.message}",
+                          where=get.source) from None
+    return BudgetConfig(baseline, sub.float("train_budget_threshold_factor", 2.0, lo=0.0))
+
+
+class _Getter:
+    """Typed access to a TOML table with errors that name the key."""
+
+    def __init__(self, data: dict, source: str, prefix: str = ""):
+        self.data, self.source, self.prefix = data, source, prefix
+
+    def fail(self, key: str, what: str) -> ConfigError:
+        return ConfigError(f"{self.prefix}{key}: {what}", where=self.source)
+
+    def value(self, key: str, default: object, types: type | tuple) -> object:
+        if key not in self.data:
+            return default
+        v = self.data[key]
+        if not isinstance(v, types) or (isinstance(v, bool) and bool not in (
+                types if isinstance(types, tuple) else (types,))):
+            names = types.__name__ if isinstance(types, type) else " or ".join(
+                t.__name__ for t in types)
+            raise self.fail(key, f"expected {names}, got {v!r}")
+        return v
+
+    def int(self, key: str, default: int | None = None, lo: int | None = None) -> int:
+        if key not in self.data and default is None:
+            raise self.fail(key, "missing")
+        v = self.value(key, default, (int, float))
+        if isinstance(v, float):
+            if not v.is_integer():
+                raise self.fail(key, f"expected an integer, got {v!r}")
+            v = int(v)
+        assert isinstance(v, int)
+        if lo is not None and v < lo:
+            raise self.fail(key, f"must be at least {lo}, got {v}")
+        return v
+
+    def optional_int(self, key: str) -> int | None:
+        return None if key not in self.data else self.int(key, lo=1)
+
+    def float(self, key: str, default: float, lo: float | None = None,
+              hi: float | None = None) -> float:
+        v = self.value(key, default, (int, float, str))
+        try:
+            x = float(v)  # type: ignore[arg-type]
+        except ValueError:
+            raise self.fail(key, f"expected a number, got {v!r}") from None
+        if math.isnan(x) or (lo is not None and x < lo) or (hi is not None and x > hi):
+            bounds = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+            raise self.fail(key, f"must be {bounds}, got {v!r}")
+        return x
+
+    def optional_float(self, key: str) -> float | None:
+        return None if key not in self.data else self.float(key, 0.0, lo=0.0)
+
+    def bool(self, key: str, default: bool) -> bool:
+        v = self.value(key, default, bool)
+        assert isinstance(v, bool)
+        return v
+
+    def list(self, key: str) -> list:
+        v = self.value(key, [], list)
+        assert isinstance(v, list)
+        return v
+
+    def ops(self, key: str) -> tuple[int, ...]:
+        out = []
+        for item in self.list(key):
+            if isinstance(item, int) and not isinstance(item, bool):
+                if not 0 <= item < NUM_OPS:
+                    raise self.fail(key, f"op id {item} is not an op (0..{NUM_OPS - 1})")
+                out.append(item)
+                continue
+            try:
+                out.append(op_by_name(str(item)).id)
+            except KeyError:
+                raise self.fail(key, f"unknown op {item!r} (see `azc ops`)") from None
+        return tuple(out)

@@ -1,0 +1,499 @@
+"""The experiment driver (spec §7.2): search experiments, selection, final report.
+
+`evolve(config, seed=...)` runs search experiments on T_search until a
+candidate's fitness on T_select exceeds `sufficient_fitness` (or the budget
+ends), and reports the best candidate's fitness on the final tasks:
+
+1. one main random source, seeded by the run's seed, drives everything
+   (initial programs, mutations, tournaments, the seeds of random ops, the
+   randomized task seeds, the select/final seeds): the same seed gives the
+   same run;
+2. per experiment: (randomized) search tasks, a fresh FEC cache and
+   evaluator, regularized evolution until `max_train_steps` (checked between
+   generations, FEC steps included), the best of the final population as the
+   candidate, its select fitness (mean, no FEC, no budget) on (randomized)
+   select tasks; a candidate at least as good as the best so far replaces it;
+3. the best candidate on the final tasks (never randomized).
+
+Long runs lose nothing: with an output folder, the state is checkpointed
+atomically (temp file + rename) every `checkpoint_every` seconds and on
+Ctrl-C, at a batch boundary; `resume` continues exactly where it stopped, so
+a resumed run reaches the same result as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import platform
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from azc.errors import AzcError
+from azc.ir import MemoryConfig, Program
+from azc.passes import optimize
+from azc.printer import format_program
+from azc.results import combine
+from azc.search.budget import TrainBudget
+from azc.search.config import ExperimentConfig, load_config
+from azc.search.evaluator import SearchEvaluator
+from azc.search.evolution import RegularizedEvolution
+from azc.search.generator import (
+    Generator,
+    InitialPopulation,
+    linear_algorithm,
+    neural_net_algorithm,
+    padded,
+)
+from azc.search.mutator import Mutator
+from azc.search.random import SearchRandom
+from azc.tasks.spec import TaskSpec, build_tasks, randomize_seeds
+from azc.tasks.task import Task
+
+CHECKPOINT = "checkpoint.pkl"
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class EvolveResult:
+    """What a run found."""
+
+    program: Program                   # the best candidate, as evolved
+    simplified: Program                # the same without dead code
+    search_fitness: float
+    select_fitness: float
+    final_fitness: float
+    seed: int
+    experiments: int
+    individuals: int
+    train_steps: int
+    elapsed: float
+    stopped: str                       # why the run ended
+    history: list[dict] = field(default_factory=list)
+    counters: dict = field(default_factory=dict)
+    out_dir: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the select fitness reached the configuration's sufficient fitness."""
+        return self.stopped == "sufficient_fitness"
+
+
+def _budget(config: ExperimentConfig, space) -> TrainBudget | None:
+    if config.train_budget is None:
+        return None
+    kind = config.train_budget.baseline
+    base = (linear_algorithm() if kind is InitialPopulation.LINEAR_ALGORITHM
+            else neural_net_algorithm())
+    return TrainBudget(padded(base, config.size_init), config.train_budget.threshold_factor)
+
+
+def evaluate_candidate(program: Program, tasks: list[Task], memory: MemoryConfig, seed: int,
+                       max_abs_error: float) -> float:
+    """Mean fitness on tasks (no FEC, no budget), with the native interpreter."""
+    from azc.backend.native import interpreter
+    out: list[float] = []
+    by_f: dict[int, list[Task]] = {}
+    for t in tasks:
+        by_f.setdefault(t.features, []).append(t)
+    for f, group in by_f.items():
+        res = interpreter(memory, f).run(optimize(program), group, seed=seed,
+                                         max_abs_error=max_abs_error)
+        out.extend(r.fitness for r in res)
+    return combine(out, "mean")
+
+
+class Run:
+    """The state of one evolve() run; pickled as the checkpoint."""
+
+    def __init__(self, config: ExperimentConfig, seed: int):
+        self.config = config
+        self.seed = seed
+        self.rnd = SearchRandom(seed)
+        self.experiment = 0
+        self.best_program: Program | None = None
+        self.best_select = -math.inf
+        self.best_search = 0.0
+        self.individuals = 0
+        self.train_steps = 0
+        self.elapsed = 0.0
+        self.history: list[dict] = []
+        self.stopped = ""
+        self.evo: RegularizedEvolution | None = None
+        self.evaluator: SearchEvaluator | None = None
+        self.search_specs: list[TaskSpec] | None = None
+        self.steps_init = 0
+        self.last_report = 0
+        self.max_individuals: int | None = None   # the run's limits (kept by checkpoints)
+        self.time_limit: float | None = None
+
+    # --- checkpoints -----------------------------------------------------------------------
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["evaluator"] = None if self.evaluator is None else self.evaluator.state()
+        state["evo"] = None if self.evo is None else self.evo.state()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        evaluator_state, evo_state = state.pop("evaluator"), state.pop("evo")
+        self.__dict__.update(state)
+        self.evaluator = self.evo = None
+        if evo_state is not None:
+            self._start_search(resuming=True)
+            assert self.evaluator is not None and self.evo is not None
+            self.evaluator.restore(evaluator_state)
+            self.evo.restore(evo_state)
+
+    # --- one search experiment ---------------------------------------------------------
+
+    def _start_search(self, resuming: bool = False) -> None:
+        cfg = self.config
+        if not resuming:
+            specs = list(cfg.search_tasks)
+            if cfg.randomize_task_seeds:
+                specs = randomize_seeds(specs, self.rnd.seed64())
+            self.search_specs = specs
+        assert self.search_specs is not None
+        tasks = build_tasks(self.search_specs)
+        features = tasks[0].features
+        space = cfg.space(features)
+        self.evaluator = SearchEvaluator(tasks, cfg.memory, fec=cfg.fec,
+                                         budget=_budget(cfg, space),
+                                         max_abs_error=cfg.max_abs_error,
+                                         combination=cfg.combination)
+        self.evo = RegularizedEvolution(
+            cfg.population_size, cfg.tournament_size, Generator(space, cfg.initial_population),
+            Mutator(space, list(cfg.mutation_types), cfg.mutate_prob, cfg.constant_mutation),
+            self.evaluator, self.rnd, cfg.batch_size)
+
+    def _finish_search(self) -> None:
+        """Score the experiment's candidate on the select tasks; keep the best."""
+        assert self.evo is not None and self.evo.population is not None
+        cfg = self.config
+        _, candidate, search_fit = self.evo.population.best()
+        specs = list(cfg.select_tasks)
+        if cfg.randomize_task_seeds:
+            specs = randomize_seeds(specs, self.rnd.seed64())
+        select = evaluate_candidate(candidate, build_tasks(specs), cfg.memory,
+                                    self.rnd.seed64(), cfg.max_abs_error)
+        if select >= self.best_select:
+            self.best_select, self.best_program, self.best_search = select, candidate, search_fit
+        self.history.append({"event": "experiment", "experiment": self.experiment,
+                             "search_fitness": search_fit, "select_fitness": select,
+                             "best_select_fitness": self.best_select,
+                             "individuals": self.individuals, "elapsed": self.elapsed})
+        self.evo = self.evaluator = None
+        self.experiment += 1
+
+
+class _Reporter:
+    """Live progress on a terminal, plain lines otherwise, and the JSONL log."""
+
+    def __init__(self, stream, log_path: Path | None, callback: Callable[[dict], None] | None,
+                 quiet: bool):
+        self.stream = stream
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.log = log_path.open("a") if log_path else None
+        self.callback = callback
+        self.quiet = quiet
+        self.last_line = 0.0
+
+    def report(self, record: dict, live: bool = False) -> None:
+        if not live:
+            if self.log:
+                self.log.write(json.dumps(record) + "\n")
+                self.log.flush()
+            if self.callback:
+                self.callback(record)
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if live and (not self.tty or now - self.last_line < 0.5):
+            return
+        self.last_line = now
+        line = _format(record)
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + line + ("" if live else "\n"))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def wants_live(self) -> bool:
+        """Whether a live (terminal) line is due now."""
+        return self.tty and not self.quiet and time.monotonic() - self.last_line >= 0.5
+
+    def message(self, text: str) -> None:
+        if self.log:
+            self.log.write(json.dumps({"event": "message", "text": text}) + "\n")
+            self.log.flush()
+        if not self.quiet:
+            self.stream.write(("\r\x1b[2K" if self.tty else "") + text + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.log:
+            self.log.close()
+
+
+def _format(r: dict) -> str:
+    if r.get("event") == "experiment":
+        return (f"experiment {r['experiment']}: candidate search fitness "
+                f"{r['search_fitness']:.6f}, select fitness {r['select_fitness']:.6f} "
+                f"(best {r['best_select_fitness']:.6f})")
+    return (f"exp {r['experiment']}  indiv {r['individuals']:>10,}  {r['rate']:>8,.0f}/s  "
+            f"best {r['best']:.6f}  mean {r['mean']:.4f}  memo {r['memo_hit_rate']:.0%}  "
+            f"fec {r['fec_hit_rate']:.0%}  {r['elapsed']:.0f}s")
+
+
+def _progress(run: Run, rate: float) -> dict:
+    evo, ev = run.evo, run.evaluator
+    assert evo is not None and evo.population is not None and ev is not None
+    mean, sd, best = evo.population.stats()
+    c = ev.counters
+    lookups = c.fec_hits + c.fec_misses
+    return {"event": "progress", "experiment": run.experiment, "individuals": run.individuals,
+            "generation": evo.generations, "rate": rate, "elapsed": round(run.elapsed, 3),
+            "best": best, "mean": mean, "stdev": sd, "train_steps": run.train_steps,
+            "memo_hit_rate": c.memo_hits / max(1, c.individuals),
+            "fec_hit_rate": c.fec_hits / max(1, lookups),
+            "full_task_evals": c.full_task_evals}
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(run: Run, out_dir: Path) -> None:
+    """Write the run's state atomically."""
+    payload = {"version": CHECKPOINT_VERSION, "config_source": run.config.raw, "run": run}
+    _write_atomic(out_dir / CHECKPOINT, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def load_checkpoint(out_dir: Path) -> Run:
+    """The run saved in a folder (AzcError if there is none or it is unreadable)."""
+    path = out_dir / CHECKPOINT
+    if not path.is_file():
+        raise AzcError(f"nothing to resume: {path} does not exist")
+    try:
+        payload = pickle.loads(path.read_bytes())
+    except Exception as err:  # a truncated or foreign file
+        raise AzcError(f"cannot read checkpoint {path}: {err}") from None
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise AzcError(f"checkpoint {path} was written by another version of azc")
+    return payload["run"]
+
+
+def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
+           max_individuals: int | None = None, time_limit: float | None = None,
+           out_dir: str | Path | None = None, checkpoint_every: float = 300.0,
+           resume: str | Path | None = None, callback: Callable[[dict], None] | None = None,
+           stream=None, quiet: bool = False, batch_size: int | None = None) -> EvolveResult:
+    """Run evolution as the configuration says; the best program and its fitnesses.
+
+    `config` is an ExperimentConfig, a TOML path or a shipped name ("demo").
+    `seed` overrides the configuration's `random_seed`.  `max_individuals`
+    and `time_limit` (seconds) bound the search (the candidate found so far
+    is still selected and reported).  With `out_dir`, progress goes to
+    `out_dir/log.jsonl`, the result to `result.json`, the program to
+    `best.az`, and checkpoints to `checkpoint.pkl`; `resume` continues the
+    run saved in a folder.  `callback(record)` is called for every progress
+    report.
+    """
+    stream = stream or sys.stderr
+    if resume is not None:
+        out = Path(resume)
+        run = load_checkpoint(out)
+        cfg = run.config
+        if out_dir is not None and Path(out_dir) != out:
+            raise AzcError("--resume continues in its own folder; do not give --out too")
+    else:
+        cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
+        if batch_size is not None:
+            from dataclasses import replace
+            cfg = replace(cfg, batch_size=batch_size)
+        run = Run(cfg, cfg.random_seed if seed is None else seed)
+        out = Path(out_dir) if out_dir is not None else None
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            if (out / CHECKPOINT).exists():
+                raise AzcError(f"{out} already holds a run; use --resume {out} to continue it "
+                               f"or choose another --out folder")
+    if resume is None or max_individuals is not None:
+        run.max_individuals = max_individuals or cfg.max_individuals
+    if resume is None or time_limit is not None:
+        run.time_limit = time_limit if time_limit is not None else cfg.time_limit
+    limit_individuals, limit_time = run.max_individuals, run.time_limit
+    reporter = _Reporter(stream, out / "log.jsonl" if out else None, callback, quiet)
+    if resume is None:
+        reporter.message(f"azc evolve {cfg.name}: seed {run.seed}, population "
+                         f"{cfg.population_size}, {len(cfg.search_tasks)} search task spec(s)")
+    else:
+        reporter.message(f"resuming {out} at experiment {run.experiment}, "
+                         f"{run.individuals:,} individuals")
+    run.stopped = ""
+    with _StopOnSignal() as stop:
+        try:
+            _loop(run, reporter, out, limit_individuals, limit_time, checkpoint_every, stop)
+        except KeyboardInterrupt:  # a second Ctrl-C, or Ctrl-C outside the main thread
+            run.stopped = "interrupted"
+    interrupted = run.stopped == "interrupted"
+    if interrupted:
+        reporter.message("interrupted: saving the state and the result")
+        if out is not None:
+            save_checkpoint(run, out)  # before the candidate is scored: resume continues
+    if run.evo is not None and run.evo.population is not None:
+        run._finish_search()  # a search stopped mid-way still offers its candidate
+        reporter.report(run.history[-1])
+    if out is not None and not interrupted and (out / CHECKPOINT).exists():
+        (out / CHECKPOINT).unlink()
+    result = _final(run, out, reporter)
+    reporter.close()
+    return result
+
+
+class _StopOnSignal:
+    """Ctrl-C asks the run to stop at the next safe point; a second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _loop(run: Run, reporter: _Reporter, out: Path | None, limit_individuals: int | None,
+          limit_time: float | None, checkpoint_every: float, stop: _StopOnSignal) -> None:
+    """Search until a stopping rule holds; every iteration ends at a safe point."""
+    cfg = run.config
+    start = time.monotonic() - run.elapsed
+    last_checkpoint = time.monotonic()
+    while not run.stopped:
+        if stop.requested:
+            run.stopped = "interrupted"
+            return
+        if run.evo is None:
+            run._start_search()
+            assert run.evo is not None and run.evaluator is not None
+            run.evo.initialize()
+            run.individuals += cfg.population_size
+            run.steps_init = run.evaluator.counters.train_steps
+            run.train_steps += run.steps_init
+        evo, ev = run.evo, run.evaluator
+        assert evo is not None and ev is not None
+        steps_before = ev.counters.train_steps
+        n = evo.step()
+        run.individuals += n
+        run.train_steps += ev.counters.train_steps - steps_before
+        run.elapsed = time.monotonic() - start
+        rate = run.individuals / max(run.elapsed, 1e-9)
+        if limit_time is not None and run.elapsed >= limit_time:
+            run.stopped = "time_limit"
+        if evo.next_slot == 0:  # a generation ended: budgets and reports
+            if run.individuals - run.last_report >= cfg.progress_every or run.last_report == 0:
+                run.last_report = run.individuals
+                record = _progress(run, rate)
+                run.history.append(record)
+                reporter.report(record)
+            if limit_individuals is not None and run.individuals >= limit_individuals:
+                run.stopped = run.stopped or "max_individuals"
+            used = ev.counters.train_steps - run.steps_init
+            if used >= cfg.max_train_steps - run.steps_init or run.stopped:
+                run._finish_search()
+                reporter.report(run.history[-1])
+                if cfg.sufficient_fitness < math.inf and run.best_select > cfg.sufficient_fitness:
+                    run.stopped = "sufficient_fitness"
+                elif cfg.max_experiments and run.experiment >= cfg.max_experiments:
+                    run.stopped = run.stopped or "max_experiments"
+        elif reporter.wants_live():
+            reporter.report(_progress(run, rate), live=True)
+        if out is not None and time.monotonic() - last_checkpoint >= checkpoint_every:
+            save_checkpoint(run, out)
+            last_checkpoint = time.monotonic()
+
+
+def _final(run: Run, out: Path | None, reporter: _Reporter) -> EvolveResult:
+    cfg = run.config
+    if run.best_program is None:
+        raise AzcError("the run ended before any program was evaluated")
+    program = run.best_program
+    final_tasks = build_tasks(list(cfg.final_tasks))
+    final = evaluate_candidate(program, final_tasks, cfg.memory, run.rnd.seed64(),
+                               cfg.max_abs_error)
+    select = run.best_select if run.best_select > -math.inf else float("nan")
+    features = final_tasks[0].features
+    simplified = optimize(program)
+    counters = {}
+    if run.history:
+        counters = {k: v for k, v in run.history[-1].items() if k.endswith("_rate")}
+    result = EvolveResult(program, simplified, run.best_search, select, final, run.seed,
+                          run.experiment, run.individuals, run.train_steps, run.elapsed,
+                          run.stopped or "done", run.history, counters,
+                          str(out) if out else None)
+    reporter.message(f"final fitness on {len(final_tasks)} final tasks: {final:.6f} "
+                     f"(select {select:.6f}, search {run.best_search:.6f}); "
+                     f"{run.individuals:,} individuals in {run.elapsed:.1f} s, "
+                     f"{run.experiment} experiment(s), stopped: {result.stopped}")
+    if out is not None:
+        (out / "best.az").write_text(_header(result, cfg.name, features)
+                                     + format_program(simplified))
+        (out / "evolved.az").write_text("# as evolved, dead code included\n"
+                                        + format_program(program))
+        _write_atomic(out / "result.json", json.dumps(_result_json(result, cfg),
+                                                      indent=2).encode())
+    return result
+
+
+def _header(r: EvolveResult, name: str, features: int) -> str:
+    return (f"# Discovered by azc evolve {name} (seed {r.seed}): final fitness "
+            f"{r.final_fitness:.6f}, select {r.select_fitness:.6f}, F={features}.\n")
+
+
+def _result_json(r: EvolveResult, cfg: ExperimentConfig) -> dict:
+    import llvmlite
+
+    import azc
+    return {
+        "config": cfg.name, "config_source": cfg.source, "seed": r.seed,
+        "final_fitness": r.final_fitness, "select_fitness": r.select_fitness,
+        "search_fitness": r.search_fitness, "stopped": r.stopped,
+        "experiments": r.experiments, "individuals": r.individuals,
+        "train_steps": r.train_steps, "elapsed_seconds": round(r.elapsed, 3),
+        "individuals_per_second": round(r.individuals / max(r.elapsed, 1e-9), 1),
+        "program": format_program(r.simplified), "evolved_program": format_program(r.program),
+        "memory": str(cfg.memory), "counters": r.counters,
+        "versions": {"azc": azc.__version__, "python": platform.python_version(),
+                     "numpy": np.__version__, "llvmlite": llvmlite.__version__},
+    }
+
