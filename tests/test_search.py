@@ -384,3 +384,19 @@ def test_evolved_programs_verify_against_the_space() -> None:
     r = evolve(cfg, seed=1, quiet=True, max_individuals=3000)
     verify(r.program, cfg.memory.with_features(4), cfg.space(4).allowed())
     assert dce(r.program) == r.simplified
+
+
+def test_nonlinear_space_finds_the_missing_weight_initializations() -> None:
+    """The nonlinear integration test's space, small: evolution re-creates the Gaussian
+    initializations of v2 and m0 that the damaged network lacks."""
+    import tomllib
+
+    from azc.resources import config_dir
+    from azc.search.experiment import evolve
+    data = tomllib.loads((config_dir() / "nonlinear.toml").read_text())
+    data.update({"population_size": 100, "tournament_size": 10, "max_train_steps": 20_000_000,
+                 "batch_size": 20})
+    result = evolve(parse_config(data, "small-nonlinear.toml"), seed=1, quiet=True)
+    live = {(i.op, i.out) for i in dce(result.program).setup}
+    assert (63, 2) in live and (64, 0) in live, result.simplified
+    assert result.search_fitness > 0.99

@@ -152,19 +152,42 @@ _DCE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, 
                         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 
 
+_FEC_HASH = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                             ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
+                             ctypes.c_void_p, ctypes.c_void_p)
+
+
 class NativeDCE:
     """Dead-code removal, compaction and hashing of encoded programs in one native call.
 
     The same analysis as azc.passes.dce (tested against it), for memories of
-    at most 64 addresses per kind.  Compiled once per process.
+    at most 64 addresses per kind.  The module also holds the FEC
+    fingerprint hash.  Compiled once per process.
     """
 
     def __init__(self, compiler: Compiler | None = None):
         compiler = compiler or default_compiler()
-        engine, addrs, self.compile_seconds = compiler.compile_text(lower.dce_module(),
-                                                                    ["azc_dce"])
+        text = lower.dce_module() + lower.fec_hash_function()
+        engine, addrs, self.compile_seconds = compiler.compile_text(
+            text, ["azc_dce", "azc_fec_hash"])
         self._engine = engine
         self._fn = _DCE(addrs[0])
+        self._fec_hash = _FEC_HASH(addrs[1])
+
+    def fec_hash(self, train_err: np.ndarray, valid_err: np.ndarray, out: np.ndarray,
+                 task_index: np.ndarray, n_req: np.ndarray) -> np.ndarray:
+        """FEC fingerprints (uint64, (programs, tasks)) of errors recorded by `run_batch`.
+
+        `out` is run_batch's output (its fields 3 and 4 count the recorded
+        errors); `task_index` and `n_req` are int64 per task.
+        """
+        n, T, k = train_err.shape
+        fps = np.empty((n, T), dtype=np.uint64)
+        tidx = np.ascontiguousarray(task_index, dtype=np.int64)
+        nreq = np.ascontiguousarray(n_req, dtype=np.int64)
+        self._fec_hash(train_err.ctypes.data, valid_err.ctypes.data, out.ctypes.data, n, T, k,
+                       tidx.ctypes.data, nreq.ctypes.data, fps.ctypes.data)
+        return fps
 
     def run(self, enc: Encoded) -> tuple[Encoded, np.ndarray]:
         """(live programs, hashes): the compacted programs and two 64-bit hashes each.

@@ -24,6 +24,7 @@ included), whether or not the memo avoided the run.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -34,7 +35,7 @@ from azc.interp import DEFAULT_MAX_ABS_ERROR
 from azc.ir import MemoryConfig, Program
 from azc.results import combine
 from azc.search.budget import TrainBudget
-from azc.search.fec import FEC_SEED, FecCache, FecConfig, fingerprints
+from azc.search.fec import FEC_SEED, FecCache, FecConfig
 from azc.tasks.task import Task
 
 
@@ -54,11 +55,10 @@ class EvalCounters:
 
 @dataclass
 class _Memo:
-    fingerprints: np.ndarray | None  # per task (uint64), when FEC ran
-    fec_steps: int                   # train steps of the FEC run
-    fitness: np.ndarray              # per task; NaN = not evaluated fully yet
-    steps: np.ndarray                # per task train steps of the full evaluation
-    fp_list: list | None = None      # the fingerprints as Python ints (for lookups)
+    fp_list: list | None     # per-task FEC fingerprints (when FEC ran)
+    fec_steps: int           # train steps of the FEC run
+    fitness: list            # per task; NaN = not evaluated fully yet
+    steps: list              # per task train steps of the full evaluation
 
 
 class SearchEvaluator:
@@ -116,7 +116,8 @@ class SearchEvaluator:
         c = self.counters
         c.individuals += n
         live, hashes = self.dce.run(Encoded.of(programs))
-        keys = [hashes[i].tobytes() for i in range(n)]
+        hb = hashes.tobytes()
+        keys = [hb[16 * i:16 * i + 16] for i in range(n)]
         nrand = live.progs[:, 6].tolist()
         fitness = [[0.0] * T for _ in range(n)]
         ok = [True] * n
@@ -135,7 +136,7 @@ class SearchEvaluator:
                 continue
             if nrand[i] == 0:
                 m = self.memo.get(keys[i])
-                if m is not None and (fec is None or m.fingerprints is not None):
+                if m is not None and (fec is None or m.fp_list is not None):
                     memos[i] = m
                     c.memo_hits += 1
                     continue
@@ -156,8 +157,9 @@ class SearchEvaluator:
                 for r, i in enumerate(todo):
                     fps[i], fec_steps[i] = got[r], steps[r]
             for i in range(n):
-                if memos[i] is not None:
-                    fps[i], fec_steps[i] = memos[i].fp_list, memos[i].fec_steps
+                mi = memos[i]
+                if mi is not None:
+                    fps[i], fec_steps[i] = mi.fp_list or [], mi.fec_steps
                 elif i in same_as:
                     fps[i], fec_steps[i] = fps[same_as[i]], fec_steps[same_as[i]]
             self._lookup(ok, memos, fps, fec_steps, fitness, missing, waiting)
@@ -166,9 +168,9 @@ class SearchEvaluator:
                 m = memos[i]
                 if not ok[i] or i in same_as:
                     continue
-                if m is not None and not np.isnan(m.fitness).any():
-                    fitness[i] = m.fitness.tolist()
-                    c.train_steps += int(m.steps.sum())
+                if m is not None and all(x == x for x in m.fitness):
+                    fitness[i] = list(m.fitness)
+                    c.train_steps += sum(m.steps)
                 else:
                     missing[i] = list(range(T))
         # 3. full evaluation of what the caches did not settle
@@ -190,13 +192,12 @@ class SearchEvaluator:
                 continue
             m = memos[i]
             if m is None:
-                fp = fps[i] if fec is not None else None
-                m = _Memo(None if fp is None else np.array(fp, dtype=np.uint64), fec_steps[i],
-                          np.full(T, np.nan), np.zeros(T, dtype=np.int64), fp)
+                m = _Memo(fps[i] if fec is not None else None, fec_steps[i], [math.nan] * T,
+                          [0] * T)
                 self._remember(keys[i], m)
             for t in missing.get(i, ()):
                 m.fitness[t] = fitness[i][t]
-                m.steps[t] = steps[i, t]
+                m.steps[t] = int(steps[i, t])
         return np.array(fitness, dtype=np.float64).reshape(n, T)
 
     def _lookup(self, ok: list[bool], memos: list, fps: list[list[int]], fec_steps: list[int],
@@ -210,43 +211,51 @@ class SearchEvaluator:
         cache = self.fec_cache
         assert cache is not None
         entries = cache._entries
-        forget = cache.config.forget_every
+        get, to_end, evict = entries.get, entries.move_to_end, entries.popitem
+        forget = cache.config.forget_every or (1 << 62)
         size = cache.config.cache_size
         c = self.counters
-        hits = misses = 0
+        hits = misses = steps = 0
         for i, row in enumerate(fps):
             if not ok[i]:
                 continue
-            c.train_steps += int(fec_steps[i])
+            steps += fec_steps[i]
             m = memos[i]
             f = fitness[i]
-            for t, fp in enumerate(row):
-                e = entries.pop(fp, None)
-                if e is None:
-                    misses += 1
-                    e = [None, 1]
-                    if m is not None and m.fitness[t] == m.fitness[t]:
-                        e[0] = f[t] = float(m.fitness[t])
-                        c.train_steps += int(m.steps[t])
+            t = -1
+            for fp in row:
+                t += 1
+                e = get(fp)
+                if e is not None:
+                    e[1] += 1
+                    if e[1] >= forget:
+                        del entries[fp]  # forgotten after `forget_every` uses
                     else:
-                        missing.setdefault(i, []).append(t)
-                        waiting.append((i, t, e))
-                    entries[fp] = e
-                    if len(entries) > size:
-                        del entries[next(iter(entries))]
+                        to_end(fp)
+                    if e[0] is None:
+                        waiting.append((i, t, e))  # hit on an entry this batch is filling
+                    else:
+                        f[t] = e[0]
                     continue
-                hits += 1
-                e[1] += 1
-                if not forget or e[1] < forget:
-                    entries[fp] = e  # re-inserted: now the most recently used
-                if e[0] is None:
-                    waiting.append((i, t, e))  # hit on an entry this batch is filling
-                else:
+                misses += 1
+                if m is not None and m.fitness[t] == m.fitness[t]:
+                    e = [m.fitness[t], 1]
                     f[t] = e[0]
+                    steps += m.steps[t]
+                else:
+                    e = [None, 1]
+                    missing.setdefault(i, []).append(t)
+                    waiting.append((i, t, e))
+                entries[fp] = e
+                if len(entries) > size:
+                    evict(last=False)
+            hits += len(row)
+        hits -= misses
         cache.hits += hits
         cache.misses += misses
         c.fec_hits += hits
         c.fec_misses += misses
+        c.train_steps += int(steps)
 
     def _fingerprints(self, live: Encoded, rows: list[int]) -> tuple[list, list]:
         """(fingerprints (rows, tasks), train steps of the FEC run per row)."""
@@ -260,10 +269,7 @@ class SearchEvaluator:
         out = self.interp.run_batch(sub, self.tasks, seeds, self.max_abs_error,
                                     num_train=fec.num_train_examples,
                                     num_valid=fec.num_valid_examples, errors=(tr, va))
-        n_tr = out[:, :, 3].astype(np.int64)
-        n_va = out[:, :, 4].astype(np.int64)
-        n_req = np.broadcast_to(self.full_steps, n_tr.shape)
-        fps = fingerprints(tr, va, n_tr, n_va, self.task_index, n_req)
+        fps = self.dce.fec_hash(tr, va, out, self.task_index, self.full_steps)
         return fps.tolist(), out[:, :, 1].sum(axis=1).astype(np.int64).tolist()
 
     def _evaluate_missing(self, live: Encoded, seeds: np.ndarray, missing: dict[int, list[int]],

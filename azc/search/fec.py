@@ -7,19 +7,18 @@ the task's index and the budgeted number of training examples.  The cache is
 an LRU of `cache_size` fingerprints -> per-task fitness; a hit moves the
 entry to the most recent end and counts a use, and after `forget_every` uses
 the entry is dropped (the value is still returned that time), exactly as the
-original's FECCache.  Hashes are of the raw error bits (no rounding).
+original's FECCache.  Hashes are of the raw error bits (no rounding); the
+hash itself is computed natively (azc.backend.lower.fec_hash_function).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
-
-import numpy as np
 
 from azc.errors import ConfigError
 
 FEC_SEED = 235732282
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 @dataclass(frozen=True)
@@ -41,42 +40,17 @@ class FecConfig:
             raise ConfigError(f"fec.forget_every must be >= 0, got {self.forget_every}")
 
 
-def _mix(z: np.ndarray) -> np.ndarray:
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def fingerprints(train_err: np.ndarray, valid_err: np.ndarray, n_train: np.ndarray,
-                 n_valid: np.ndarray, task_index: np.ndarray, n_req: np.ndarray) -> np.ndarray:
-    """Fingerprints (uint64, shape (programs, tasks)) of recorded errors.
-
-    `train_err`/`valid_err` are (programs, tasks, k) float64 with the first
-    `n_train`/`n_valid` entries valid; entries past the counts do not count.
-    Each error's bits are mixed with its position, the mixed words summed
-    (mod 2^64) and the sums mixed again with the counts, the task index and
-    the budgeted number of training examples.
-    """
-    k = train_err.shape[2]
-    pos = np.arange(k, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        parts = []
-        for salt, errs, counts in ((1, train_err, n_train), (2, valid_err, n_valid)):
-            bits = np.ascontiguousarray(errs).view(np.uint64)
-            bits = np.where(pos[None, None, :] < counts[:, :, None], bits, np.uint64(0))
-            words = _mix(bits ^ ((pos + np.uint64(salt * k)) * _GOLDEN))
-            parts.append(_mix(words.sum(axis=2, dtype=np.uint64) ^ counts.astype(np.uint64)))
-        h = _mix(parts[0] * np.uint64(3) + parts[1])
-        h = _mix(h ^ (task_index.astype(np.uint64)[None, :] * _GOLDEN))
-        return _mix(h ^ n_req.astype(np.uint64))
-
-
 class FecCache:
-    """LRU of fingerprint -> per-task fitness, with forgetting after `forget_every` uses."""
+    """LRU of fingerprint -> per-task fitness, with forgetting after `forget_every` uses.
+
+    Entries are [fitness, uses] in an OrderedDict, least recently used first
+    (moving and evicting are O(1); a plain dict used this way slows down as
+    deleted slots pile up at its front).
+    """
 
     def __init__(self, config: FecConfig):
         self.config = config
-        self._entries: dict[int, list] = {}
+        self._entries: OrderedDict[int, list] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -85,23 +59,29 @@ class FecCache:
 
     def lookup(self, fp: int) -> float | None:
         """The cached fitness of a fingerprint (counting a use), or None on a miss."""
-        entry = self._entries.pop(fp, None)
+        entry = self._entries.get(fp)
         if entry is None:
             self.misses += 1
             return None
         self.hits += 1
         entry[1] += 1
         forget = self.config.forget_every
-        if not forget or entry[1] < forget:
-            self._entries[fp] = entry  # re-inserted: now the most recently used
+        if forget and entry[1] >= forget:
+            del self._entries[fp]  # forgotten: the next identical fingerprint re-evaluates
+        else:
+            self._entries.move_to_end(fp)
         return entry[0]
 
-    def insert(self, fp: int, fitness: float) -> None:
-        """Cache a fitness (one use), evicting the least recently used beyond the size."""
-        self._entries.pop(fp, None)
-        self._entries[fp] = [fitness, 1]
-        while len(self._entries) > self.config.cache_size:
-            del self._entries[next(iter(self._entries))]
+    def insert(self, fp: int, fitness: float | None) -> list:
+        """Cache a fitness (one use), evicting the least recently used beyond the size;
+        the new entry."""
+        entries = self._entries
+        entry = [fitness, 1]
+        entries[fp] = entry
+        entries.move_to_end(fp)
+        if len(entries) > self.config.cache_size:
+            entries.popitem(last=False)
+        return entry
 
     def state(self) -> dict:
         """Everything needed to restore the cache (for checkpoints)."""
@@ -110,5 +90,5 @@ class FecCache:
 
     def restore(self, state: dict) -> None:
         """Restore a state from `state()`."""
-        self._entries = {k: list(v) for k, v in state["entries"]}
+        self._entries = OrderedDict((k, list(v)) for k, v in state["entries"])
         self.hits, self.misses = state["hits"], state["misses"]

@@ -94,7 +94,7 @@ class Mutator:
             if kind is MutationType.ALTER_PARAM:
                 new = self.alter_param(instrs[i], rnd)
             else:
-                new = self.space.random_instr(self.space.random_op(comp, rnd), rnd)
+                new = self.space.random_instrs(comp, rnd)
             return program.replace(comp, (*instrs[:i], new, *instrs[i + 1:]))
         if kind is MutationType.INSERT_INSTRUCTION:
             if len(instrs) >= self.space.size_max[comp] - 1:
@@ -110,9 +110,9 @@ class Mutator:
 
     def _insert(self, comp: Component, instrs: tuple[Instr, ...],
                 rnd: SearchRandom) -> tuple[Instr, ...]:
-        op = self.space.random_op(comp, rnd)  # the op is drawn before the position
+        new = self.space.random_instrs(comp, rnd)  # the op is drawn before the position
         pos = rnd.integer(len(instrs) + 1)
-        return (*instrs[:pos], self.space.random_instr(op, rnd), *instrs[pos:])
+        return (*instrs[:pos], new, *instrs[pos:])
 
     def _remove(self, instrs: tuple[Instr, ...], rnd: SearchRandom) -> tuple[Instr, ...]:
         pos = rnd.integer(len(instrs))

@@ -25,6 +25,7 @@ class SearchRandom:
         self.gen = np.random.Generator(np.random.PCG64(self.seed))
         self._u: list[float] = []
         self._z: list[float] = []
+        self.pools: dict = {}  # buffers of pre-drawn objects (e.g. random instructions)
 
     def random(self) -> float:
         """U[0, 1)."""

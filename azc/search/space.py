@@ -16,12 +16,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from azc.errors import ConfigError
 from azc.ir import NOOP, RECORD, Component, Instr, MemoryConfig, as_float32
 from azc.ops import OPS, Kind, Op
 from azc.search.random import SearchRandom
 
 UNLIMITED = 1 << 30
+_POOL = 2048
+_DTYPE = np.dtype([("op", "<i2"), ("out", "<i2"), ("in1", "<i2"), ("in2", "<i2"),
+                   ("c0", "<f8"), ("c1", "<f8"), ("c2", "<f8")])
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,71 @@ class SearchSpace:
                          rnd: SearchRandom) -> tuple[Instr, ...]:
         """`size` random instructions for a component (no-ops if it has no allowed ops)."""
         if not self.ops[comp]:
-            return (Instr(0),) * size
-        return tuple(self.random_instr(self.random_op(comp, rnd), rnd) for _ in range(size))
+            return (NOOP,) * size
+        pool = rnd.pools.get(("space", comp, self.ops[comp]))
+        if pool is None or len(pool) < size:
+            pool = self.fill_pool(comp, rnd, max(size, _POOL))
+        out = tuple(pool[-size:])
+        del pool[-size:]
+        return out
+
+    def random_instrs(self, comp: Component, rnd: SearchRandom) -> Instr:
+        """One random instruction of a component (op uniform from its list, then params)."""
+        pool = rnd.pools.get(("space", comp, self.ops[comp]))
+        if not pool:
+            pool = self.fill_pool(comp, rnd, _POOL)
+        return pool.pop()
+
+    def fill_pool(self, comp: Component, rnd: SearchRandom, n: int) -> list[Instr]:
+        """Draw n random instructions of a component at once (numpy), into rnd's pools.
+
+        Same distribution as `random_instr(random_op(...))` (spec §3.7), drawn
+        in bulk: the op uniformly from the list, addresses uniformly (outputs
+        never s0/v0), constants as the original draws them.
+        """
+        g = rnd.gen
+        ops = np.array(self.ops[comp], dtype=np.int16)
+        rec = np.zeros(n, dtype=_DTYPE)
+        chosen = ops[g.integers(0, len(ops), n)]
+        rec["op"] = chosen
+        for oid in np.unique(chosen):
+            sel = np.flatnonzero(chosen == oid)
+            k = len(sel)
+            op = OPS[int(oid)]
+            if op.out is None:
+                continue
+            for name, kind in zip(("in1", "in2"), op.ins):
+                rec[name][sel] = g.integers(0, self.memory.size(kind), k)
+            lo = 0 if op.out is Kind.MATRIX else 1
+            rec["out"][sel] = g.integers(lo, self.memory.size(op.out), k)
+            self._bulk_consts(op, rec, sel, g)
+        buf = rec.tobytes()
+        pool = rnd.pools.setdefault(("space", comp, self.ops[comp]), [])
+        new = bytes.__new__
+        pool[:0] = [new(Instr, buf[i:i + 32]) for i in range(0, 32 * n, 32)]
+        return pool
+
+    def _bulk_consts(self, op: Op, rec: np.ndarray, sel: np.ndarray,
+                     g: np.random.Generator) -> None:
+        k = len(sel)
+
+        def f32(lo: float, hi: float) -> np.ndarray:
+            return g.uniform(lo, hi, k).astype(np.float32).astype(np.float64)
+        if op.id == 56:
+            x = g.uniform(-1.0, 1.0, k)
+            x[x == -1.0] = 0.0  # the open interval (-1, 1)
+            rec["c0"][sel] = x
+        elif op.id == 57:
+            rec["c0"][sel] = g.integers(0, self.features, k)
+            rec["c1"][sel] = f32(-1.0, 1.0)
+        elif op.id == 58:
+            rec["c0"][sel] = g.integers(0, self.features, k)
+            rec["c1"][sel] = g.integers(0, self.features, k)
+            rec["c2"][sel] = f32(-1.0, 1.0)
+        elif op.func == "uniform":
+            rec["c0"][sel] = f32(-1.0, 1.0)
+            rec["c1"][sel] = f32(-1.0, 1.0)  # independent, not sorted
+        elif op.func == "gaussian":
+            rec["c0"][sel] = f32(-1.0, 1.0)
+            rec["c1"][sel] = f32(0.0, 1.0)
 
