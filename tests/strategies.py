@@ -271,20 +271,23 @@ def with_dead_code(draw: st.DrawFn, memory: MemoryConfig, program: Program,
 
 @st.composite
 def memory_contents(draw: st.DrawFn, memory: MemoryConfig) -> np.ndarray:
-    """A flat float64 memory buffer (scalars, vectors, matrices) with special values."""
+    """A kernel memory buffer (azc.backend.lower.Layout) with special values."""
+    from azc.backend.lower import Layout
     F = memory.features or 1
-    n = memory.scalars + memory.vectors * F + memory.matrices * F * F
+    S, V, M = memory.scalars, memory.vectors, memory.matrices
+    n = S + V * F + M * F * F
     fill = draw(st.sampled_from(["special", "normal", "mixed"]))
     if fill == "normal":
         seed = draw(st.integers(0, 2**32 - 1))
-        return np.random.default_rng(seed).standard_normal(n)
-    values = draw(st.lists(f64(), min_size=n, max_size=n))
-    buf = np.array(values, dtype=np.float64)
-    if fill == "mixed":
-        seed = draw(st.integers(0, 2**32 - 1))
-        mask = np.random.default_rng(seed).random(n) < 0.7
-        buf[mask] = np.random.default_rng(seed + 1).standard_normal(int(mask.sum()))
-    return buf
+        values = np.random.default_rng(seed).standard_normal(n)
+    else:
+        values = np.array(draw(st.lists(f64(), min_size=n, max_size=n)), dtype=np.float64)
+        if fill == "mixed":
+            seed = draw(st.integers(0, 2**32 - 1))
+            mask = np.random.default_rng(seed).random(n) < 0.7
+            values[mask] = np.random.default_rng(seed + 1).standard_normal(int(mask.sum()))
+    return Layout.of(memory, F).pack(values[:S], values[S:S + V * F].reshape(V, F),
+                                     values[S + V * F:].reshape(M, F, F))
 
 
 @st.composite

@@ -43,17 +43,16 @@ def same(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def to_memory(buf: np.ndarray, mem: MemoryConfig) -> Memory:
+    """The interpreter's memory holding the values of a kernel's buffer."""
     F = mem.features or 1
     m = Memory(mem, F)
-    s, v = mem.scalars, mem.vectors * F
-    m.s[:] = buf[:s]
-    m.v[:] = buf[s:s + v].reshape(mem.vectors, F)
-    m.m[:] = buf[s + v:].reshape(mem.matrices, F, F)
+    m.s[:], m.v[:], m.m[:] = lower.Layout.of(mem, F).unpack(buf)
     return m
 
 
-def flatten(m: Memory) -> np.ndarray:
-    return np.concatenate([m.s, m.v.ravel(), m.m.ravel()])
+def flatten(m: Memory, mem: MemoryConfig) -> np.ndarray:
+    """The interpreter's memory as a kernel's buffer."""
+    return lower.Layout.of(mem, m.features).pack(m.s, m.v, m.m)
 
 
 KINDS = {Component.SETUP: rng.KIND_SETUP, Component.PREDICT: rng.KIND_PREDICT,
@@ -84,7 +83,7 @@ def test_one_component_on_any_memory_matches_the_interpreter(case) -> None:
     k_exec = rng.exec_key(rng.task_key(seed, 3), rng.exec_id(KINDS[comp], 5))
     with np.errstate(all="ignore"):
         run_component(_decode(prog[comp]), ref, k_exec)
-    expected = flatten(ref)
+    expected = flatten(ref, mem)
     agree = (native == expected) | (np.isnan(native) & np.isnan(expected))
     assert same(native, expected), (
         f"JIT and interpreter differ on {comp.title} with memory {mem}:\n"
@@ -132,15 +131,17 @@ def test_every_op_alone_with_aliasing(op: int, F: int) -> None:
     from azc.ir import Instr
     ins = Instr.make(o, 1, 1, 1, consts=[min(F - 1, 2), min(F - 1, 1), 0.75])
     prog = Program(setup=(ins,))
-    buf = np.random.default_rng(op).standard_normal(lower.Layout.of(mem, F).size)
-    buf[::7] = np.array(azs.SPECIAL)[np.arange(buf[::7].size) % len(azs.SPECIAL)]
+    values = np.random.default_rng(op).standard_normal(4 + 3 * F + 3 * F * F)
+    values[::7] = np.array(azs.SPECIAL)[np.arange(values[::7].size) % len(azs.SPECIAL)]
+    buf = lower.Layout.of(mem, F).pack(values[:4], values[4:4 + 3 * F].reshape(3, F),
+                                       values[4 + 3 * F:].reshape(3, F, F))
     kernel = COMPILER.compile_with_memory([prog], F, [mem])[0]
     native = buf.copy()
     kernel.run_component(native, 0, seed=9)
     ref = to_memory(buf, mem)
     with np.errstate(all="ignore"):
         run_component(_decode(prog.setup), ref, rng.exec_key(rng.task_key(9, 0), 0))
-    assert same(native, flatten(ref)), format_program(prog)
+    assert same(native, flatten(ref, mem)), format_program(prog)
 
 
 def test_batched_compile_gives_the_same_kernels() -> None:

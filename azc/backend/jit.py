@@ -9,6 +9,12 @@ Facts about llvmlite 0.50 that shape this module (DESIGN.md):
 - machine code is freed only when its engine is closed, so kernels live in
   engines of bounded size that the kernel cache closes when all their
   kernels are evicted (see cache.py);
+- every module is parsed in an LLVM context of its own: uniqued constants and
+  the distinct metadata the inliner makes (noalias scopes) live as long as
+  their context, so in the global context they would accumulate forever
+  (about 0.4 MiB per batch of 100 kernels).  A module added to an engine
+  keeps its context until the engine is closed (llvmlite drops its
+  references to the modules before it disposes of the engine);
 - object code made by `TargetMachine.emit_object` loads into an engine with
   `add_object_file` (no optimization or codegen; the references to libm
   resolve to the process's symbols), which is how kernels come back from the
@@ -25,6 +31,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import re
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -119,10 +126,11 @@ def optimize_module(module, target: Target, level: int) -> None:
 
 
 def parse_ir(text: str):
-    """Parse and verify LLVM IR text; a JitError with the LLVM message if it is invalid."""
+    """Parse and verify LLVM IR text, in a new LLVM context (freed with the module, or
+    with the engine it is added to); a JitError with the LLVM message if it is invalid."""
     llvm = _llvm()
     try:
-        mod = llvm.parse_assembly(text)
+        mod = llvm.parse_assembly(text, context=llvm.create_context())
         mod.verify()
     except RuntimeError as err:
         raise JitError(f"invalid LLVM IR generated (a bug in azc): {err}") from None
@@ -140,12 +148,14 @@ class Engine:
         self.modules = 0
         self.kernels = 0
         self.closed = False
+        self._contexts: list = []  # of the added modules: disposed only after the engine
 
     def add(self, module, names: Sequence[str], kernels: int = 1) -> list[int]:
         """Add an optimized module holding `kernels` kernels; the named functions' addresses."""
         if self.closed:
             raise JitError("engine already closed")
         with _lock:
+            self._contexts.append(getattr(module, "_context", None))
             self._engine.add_module(module)
             self._engine.finalize_object()
             addrs = [self._engine.get_function_address(n) for n in names]
@@ -179,7 +189,19 @@ class Engine:
         """Free all native code of this engine."""
         if not self.closed:
             self.closed = True
-            self._engine.close()
+            with _lock:
+                self._engine.close()
+                self._contexts.clear()
+
+    def __del__(self) -> None:
+        # Dispose of the engine before the contexts of its modules, whatever order the
+        # attributes would be released in (at exit, leave it all to the process's end).
+        if sys.is_finalizing():
+            return
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
 
 
 @dataclass(eq=False)

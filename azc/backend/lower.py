@@ -30,6 +30,8 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from azc.errors import LoweringError
 from azc.ir import Component, Instr, MemoryConfig, Program, slot_at
 from azc.ops import OPS, Kind
@@ -54,9 +56,20 @@ def f64(x: float) -> str:
     return f"0x{struct.unpack('<Q', struct.pack('<d', float(x)))[0]:016X}"
 
 
+def _align(n: int, to: int) -> int:
+    return -(-n // to) * to
+
+
 @dataclass(frozen=True)
 class Layout:
-    """Offsets of the memory banks in the flat buffer."""
+    """Where each address lives in the flat float64 buffer.
+
+    Scalars first, then vectors, then matrices (row-major).  Each bank starts
+    on a 64-byte boundary, and each vector and matrix is padded so that all
+    of them are aligned to their vector width (up to 64 bytes): misaligned
+    512-bit loads and stores made matrix ops several times slower.  Padding
+    elements are zero and never read.
+    """
 
     scalars: int
     vectors: int
@@ -69,19 +82,64 @@ class Layout:
         return Layout(memory.scalars, memory.vectors, memory.matrices, features)
 
     @property
+    def vector_stride(self) -> int:
+        """Distance between consecutive vectors (F, padded to its alignment)."""
+        return _align(self.features, min(8, 1 << (self.features - 1).bit_length()))
+
+    @property
+    def matrix_stride(self) -> int:
+        """Distance between consecutive matrices (F*F, padded to 8 doubles)."""
+        F = self.features
+        return _align(F * F, min(8, 1 << (F * F - 1).bit_length()))
+
+    @property
+    def vector_base(self) -> int:
+        """Offset of v0."""
+        return _align(self.scalars, 8)
+
+    @property
+    def matrix_base(self) -> int:
+        """Offset of m0."""
+        return _align(self.vector_base + self.vectors * self.vector_stride, 8)
+
+    @property
     def size(self) -> int:
         """Number of float64 in the buffer."""
-        F = self.features
-        return self.scalars + self.vectors * F + self.matrices * F * F
+        return self.matrix_base + self.matrices * self.matrix_stride
 
     def offset(self, kind: Kind, addr: int) -> int:
         """Index of the first element of an address."""
-        F = self.features
         if kind is Kind.SCALAR:
             return addr
         if kind is Kind.VECTOR:
-            return self.scalars + addr * F
-        return self.scalars + self.vectors * F + addr * F * F
+            return self.vector_base + addr * self.vector_stride
+        return self.matrix_base + addr * self.matrix_stride
+
+    def stride(self, kind: Kind) -> int:
+        """Distance between consecutive addresses of a kind."""
+        return (1, self.vector_stride, self.matrix_stride)[kind]
+
+    def pack(self, s: np.ndarray, v: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """A buffer holding scalars s, vectors v (V, F) and matrices m (M, F, F)."""
+        buf = np.zeros(self.size)
+        F = self.features
+        buf[:self.scalars] = s
+        for i in range(self.vectors):
+            o = self.offset(Kind.VECTOR, i)
+            buf[o:o + F] = v[i]
+        for i in range(self.matrices):
+            o = self.offset(Kind.MATRIX, i)
+            buf[o:o + F * F] = np.asarray(m[i]).reshape(-1)
+        return buf
+
+    def unpack(self, buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(s, v, m) from a buffer."""
+        F = self.features
+        s = buf[:self.scalars].copy()
+        v = np.array([buf[self.offset(Kind.VECTOR, i):][:F] for i in range(self.vectors)])
+        m = np.array([buf[self.offset(Kind.MATRIX, i):][:F * F].reshape(F, F)
+                      for i in range(self.matrices)])
+        return s, v.reshape(self.vectors, F), m.reshape(self.matrices, F, F)
 
 
 class Body:
@@ -335,10 +393,8 @@ def _emit_op(op_id: int, e: Emit) -> None:
         s = e.splat(e.lds("%a"))
         b.loop(F, lambda r: e.stv("%out", e.vop("fmul", e.ldv("%b", r), s), r))
     elif op_id == 31:
-        v = e.ldv("%b")
-        tmp = e.temp(F)
-        b.loop(F, lambda r: e.sts(tmp, e.vsum(e.vop("fmul", e.ldv("%a", r), v)), r))
-        e.stv("%out", e.ldv(tmp))
+        e.stv("%out", _row_reduce(e, lambda col, j: e.vop(
+            "fmul", col, e.splat(e.lds("%b", j)))))
     elif op_id == 32:
         b.loop(F, lambda r: e.stv("%out", e.splat(e.lds("%a", r)), r))
     elif op_id == 33:
@@ -361,20 +417,16 @@ def _emit_op(op_id: int, e: Emit) -> None:
         fin = b.t("v")
         b(f"{fin} = load {e.vt}, ptr {acc}, align 8")
         e.stv("%out", e.vcall("sqrt", fin))
-    elif op_id in (36, 52, 53):
-        tmp = e.temp(F)
-
-        def row(r: str) -> None:
-            x = e.ldv("%a", r)
-            if op_id == 36:
-                val = e.scall("llvm.sqrt.f64", e.vsum(e.vop("fmul", x, x)))
-            elif op_id == 52:
-                val = e.sop("fdiv", e.vsum(x), f64(F))
-            else:
-                val = _std(e, e.vsum(x), e.vsum(e.vop("fmul", x, x)), F)
-            e.sts(tmp, val, r)
-        b.loop(F, row)
-        e.stv("%out", e.ldv(tmp))
+    elif op_id == 36:
+        e.stv("%out", e.vcall("sqrt", _row_reduce(e, lambda col, j: e.vop("fmul", col, col))))
+    elif op_id == 52:
+        e.stv("%out", e.vop("fdiv", _row_reduce(e, lambda col, j: col), e.const_vec(F)))
+    elif op_id == 53:
+        total = _row_reduce(e, lambda col, j: col)
+        squares = _row_reduce(e, lambda col, j: e.vop("fmul", col, col))
+        mean = e.vop("fdiv", total, e.const_vec(F))
+        sq = e.vop("fdiv", squares, e.const_vec(F))
+        e.stv("%out", e.vcall("sqrt", e.vop("fsub", sq, e.vop("fmul", mean, mean))))
     elif op_id == 37:
         tmp = e.temp(F * F)
 
@@ -464,6 +516,38 @@ def _emit_op(op_id: int, e: Emit) -> None:
         b.loop(n, draw)
     else:  # pragma: no cover - every op id is handled above
         raise LoweringError(f"no LLVM emitter for op {op_id}")
+
+
+def _row_reduce(e: Emit, term: Callable[[str, str], str]) -> str:
+    """Per-row left-to-right sums of term(column j, j), vectorized across the rows.
+
+    Lane i accumulates term(...)[i] for j = 0, 1, ..., F-1 in order, starting
+    from j = 0: exactly the sequential sum of row i, but the F sums run side
+    by side instead of as F dependent chains.  `%a` is the matrix.
+    """
+    b, F = e.b, e.F
+
+    def column(j: int | str) -> str:
+        base = e.gep("%a", j)
+        col = "poison"
+        for i in range(F):
+            x = e.lds(base, i * F)
+            nxt = b.t("col")
+            b(f"{nxt} = insertelement {e.vt} {col}, double {x}, i64 {i}")
+            col = nxt
+        return col
+
+    acc = b.alloca(e.vt, "acc")
+    b(f"store {e.vt} {term(column(0), '0')}, ptr {acc}, align 8")
+
+    def step(j: str) -> None:
+        cur = b.t("v")
+        b(f"{cur} = load {e.vt}, ptr {acc}, align 8")
+        b(f"store {e.vt} {e.vop('fadd', cur, term(column(j), j))}, ptr {acc}, align 8")
+    b.loop(F, step, start=1)
+    out = b.t("v")
+    b(f"{out} = load {e.vt}, ptr {acc}, align 8")
+    return out
 
 
 def _std(e: Emit, total: str, squares: str, n: int) -> str:
@@ -1045,9 +1129,8 @@ def interp_loop(name: str, layout: Layout) -> str:
 
 def _address(b: Body, layout: Layout, kind: Kind, addr: str) -> str:
     """A pointer to address `addr` (an i64 SSA value) of a kind in %mem."""
-    F = layout.features
     base = layout.offset(kind, 0)
-    stride = {Kind.SCALAR: 1, Kind.VECTOR: F, Kind.MATRIX: F * F}[kind]
+    stride = layout.stride(kind)
     off = addr
     if stride != 1:
         off = b.t()
