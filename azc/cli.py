@@ -148,13 +148,23 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     result = evolve(args.config, seed=args.seed, max_individuals=args.max_individuals,
                     time_limit=args.time_limit, out_dir=out,
                     checkpoint_every=args.checkpoint_every, resume=args.resume,
-                    quiet=args.quiet, batch_size=args.batch_size)
+                    quiet=args.quiet, batch_size=args.batch_size,
+                    workers=args.workers or _cores())
     print(format_program(result.simplified), end="")
     where = f"; saved in {result.out_dir}/" if result.out_dir else ""
     print(f"# final fitness {result.final_fitness:.6f} (select {result.select_fitness:.6f}); "
           f"{result.individuals:,} individuals, {result.elapsed:.1f} s, "
           f"stopped: {result.stopped}{where}", file=sys.stderr)
     return 0 if result.stopped != "interrupted" else 130
+
+
+def _cores() -> int:
+    """The cores this process may use."""
+    import os
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -176,6 +186,9 @@ def _add_evolve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
     p.add_argument("--batch-size", type=int, metavar="B",
                    help="children per native call (1 = the original's exact order)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes: N islands with migration (default: the cores available; "
+                   "results depend on N)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 

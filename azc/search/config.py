@@ -25,8 +25,8 @@ Top-level keys (the original's SearchExperimentSpec and flags, spec §7.3):
 
 azc's own options: `batch_size` (children per native call, 1 = the exact
 sequential order), `constant_mutation` ("code" or the "paper"'s U[0.5, 2]),
-`max_individuals`, `time_limit` (seconds), `mutation_weights` ("paper": the
-paper's two-level choice is not implemented; use duplicates in the list).
+`max_individuals`, `time_limit` (seconds), `migrate_every` (generations
+between migrations when running on several workers).
 
 Unknown keys and bad values raise ConfigError naming the key.
 """
@@ -89,6 +89,7 @@ class ExperimentConfig:
     constant_mutation: str = "code"
     max_individuals: int | None = None
     time_limit: float | None = None
+    migrate_every: int = 10
     source: str = ""
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -107,7 +108,7 @@ _TOP_KEYS = {
     "fitness_combination_mode", "progress_every", "sufficient_fitness", "max_experiments",
     "randomize_task_seeds", "random_seed", "fec", "train_budget", "search_tasks",
     "select_tasks", "final_tasks", "batch_size", "constant_mutation", "max_individuals",
-    "time_limit", "name", "description",
+    "time_limit", "name", "description", "migrate_every",
 }
 _ALIASES = {"max_scalar_addresses": "scalars", "max_vector_addresses": "vectors",
             "max_matrix_addresses": "matrices"}
@@ -213,6 +214,7 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path | None = N
         constant_mutation=constant,
         max_individuals=get.optional_int("max_individuals"),
         time_limit=get.optional_float("time_limit"),
+        migrate_every=get.int("migrate_every", 10, lo=1),
         source=source, raw=data)
     _check(cfg)
     return cfg

@@ -136,6 +136,13 @@ class Run:
         self.last_report = 0
         self.max_individuals: int | None = None   # the run's limits (kept by checkpoints)
         self.time_limit: float | None = None
+        self.workers = 1
+        self.migrate_every = 10                   # generations between migrations
+        self.arch = None                          # the islands of the current search
+        self.island_seeds: list[int] | None = None
+        self.island_states: list[dict] | None = None
+        self.base_individuals = 0                 # individuals of finished searches
+        self.base_steps = 0
 
     # --- checkpoints -----------------------------------------------------------------------
 
@@ -143,6 +150,9 @@ class Run:
         state = dict(self.__dict__)
         state["evaluator"] = None if self.evaluator is None else self.evaluator.state()
         state["evo"] = None if self.evo is None else self.evo.state()
+        state["arch"] = None
+        if self.arch is not None:
+            state["island_states"] = self.arch.states()
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -180,8 +190,13 @@ class Run:
     def _finish_search(self) -> None:
         """Score the experiment's candidate on the select tasks; keep the best."""
         assert self.evo is not None and self.evo.population is not None
-        cfg = self.config
         _, candidate, search_fit = self.evo.population.best()
+        self._select(candidate, search_fit)
+        self.evo = self.evaluator = None
+
+    def _select(self, candidate: Program, search_fit: float) -> None:
+        """The candidate's select fitness; the best candidate so far is kept."""
+        cfg = self.config
         specs = list(cfg.select_tasks)
         if cfg.randomize_task_seeds:
             specs = randomize_seeds(specs, self.rnd.seed64())
@@ -193,7 +208,6 @@ class Run:
                              "search_fitness": search_fit, "select_fitness": select,
                              "best_select_fitness": self.best_select,
                              "individuals": self.individuals, "elapsed": self.elapsed})
-        self.evo = self.evaluator = None
         self.experiment += 1
 
 
@@ -307,7 +321,8 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
            max_individuals: int | None = None, time_limit: float | None = None,
            out_dir: str | Path | None = None, checkpoint_every: float = 300.0,
            resume: str | Path | None = None, callback: Callable[[dict], None] | None = None,
-           stream=None, quiet: bool = False, batch_size: int | None = None) -> EvolveResult:
+           stream=None, quiet: bool = False, batch_size: int | None = None,
+           workers: int = 1, migrate_every: int | None = None) -> EvolveResult:
     """Run evolution as the configuration says; the best program and its fitnesses.
 
     `config` is an ExperimentConfig, a TOML path or a shipped name ("demo").
@@ -332,6 +347,10 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
             from dataclasses import replace
             cfg = replace(cfg, batch_size=batch_size)
         run = Run(cfg, cfg.random_seed if seed is None else seed)
+        if workers < 1:
+            raise AzcError(f"workers must be at least 1, got {workers}")
+        run.workers = workers
+        run.migrate_every = migrate_every or cfg.migrate_every
         out = Path(out_dir) if out_dir is not None else None
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
@@ -351,19 +370,29 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
         reporter.message(f"resuming {out} at experiment {run.experiment}, "
                          f"{run.individuals:,} individuals")
     run.stopped = ""
-    with _StopOnSignal() as stop:
-        try:
-            _loop(run, reporter, out, limit_individuals, limit_time, checkpoint_every, stop)
-        except KeyboardInterrupt:  # a second Ctrl-C, or Ctrl-C outside the main thread
-            run.stopped = "interrupted"
-    interrupted = run.stopped == "interrupted"
-    if interrupted:
-        reporter.message("interrupted: saving the state and the result")
-        if out is not None:
-            save_checkpoint(run, out)  # before the candidate is scored: resume continues
-    if run.evo is not None and run.evo.population is not None:
-        run._finish_search()  # a search stopped mid-way still offers its candidate
-        reporter.report(run.history[-1])
+    loop = _loop if run.workers == 1 else _island_loop
+    try:
+        with _StopOnSignal() as stop:
+            try:
+                loop(run, reporter, out, limit_individuals, limit_time, checkpoint_every, stop)
+            except KeyboardInterrupt:  # a second Ctrl-C, or Ctrl-C outside the main thread
+                run.stopped = "interrupted"
+        interrupted = run.stopped == "interrupted"
+        if interrupted:
+            reporter.message("interrupted: saving the state and the result")
+            if out is not None:
+                save_checkpoint(run, out)  # before the candidate is scored: resume continues
+        if run.evo is not None and run.evo.population is not None:
+            run._finish_search()  # a search stopped mid-way still offers its candidate
+            reporter.report(run.history[-1])
+        if run.arch is not None:
+            from azc.search.islands import combined_best
+            run._select(*combined_best(run.arch.advance(0)))
+            reporter.report(run.history[-1])
+    finally:
+        if run.arch is not None:
+            run.arch.close()
+            run.arch = None
     if out is not None and not interrupted and (out / CHECKPOINT).exists():
         (out / CHECKPOINT).unlink()
     result = _final(run, out, reporter)
@@ -441,6 +470,74 @@ def _loop(run: Run, reporter: _Reporter, out: Path | None, limit_individuals: in
         if out is not None and time.monotonic() - last_checkpoint >= checkpoint_every:
             save_checkpoint(run, out)
             last_checkpoint = time.monotonic()
+
+
+def _island_loop(run: Run, reporter: _Reporter, out: Path | None,
+                 limit_individuals: int | None, limit_time: float | None,
+                 checkpoint_every: float, stop: _StopOnSignal) -> None:
+    """Search on islands until a stopping rule holds; safe points are the barriers."""
+    from azc.search.islands import Archipelago, combined_best
+    cfg = run.config
+    start = time.monotonic() - run.elapsed
+    last_checkpoint = time.monotonic()
+    while not run.stopped:
+        if stop.requested:
+            run.stopped = "interrupted"
+            return
+        if run.arch is None:
+            if run.island_states is None:  # a new search experiment
+                specs = list(cfg.search_tasks)
+                if cfg.randomize_task_seeds:
+                    specs = randomize_seeds(specs, run.rnd.seed64())
+                run.search_specs = specs
+                run.island_seeds = [run.rnd.seed64() for _ in range(run.workers)]
+            assert run.island_seeds is not None and run.search_specs is not None
+            run.arch = Archipelago(cfg, run.island_seeds, run.search_specs, run.island_states)
+            run.island_states = None
+        reports = run.arch.advance(run.migrate_every)
+        run.individuals = run.base_individuals + sum(r.individuals for r in reports)
+        run.train_steps = run.base_steps + sum(r.train_steps for r in reports)
+        run.elapsed = time.monotonic() - start
+        if limit_time is not None and run.elapsed >= limit_time:
+            run.stopped = "time_limit"
+        if limit_individuals is not None and run.individuals >= limit_individuals:
+            run.stopped = run.stopped or "max_individuals"
+        if run.individuals - run.last_report >= cfg.progress_every or run.last_report == 0:
+            run.last_report = run.individuals
+            record = _island_progress(run, reports)
+            run.history.append(record)
+            reporter.report(record)
+        used = sum(r.train_steps - r.steps_init for r in reports)
+        init = sum(r.steps_init for r in reports)
+        if used >= cfg.max_train_steps - init or run.stopped:
+            run._select(*combined_best(reports))
+            reporter.report(run.history[-1])
+            run.base_individuals, run.base_steps = run.individuals, run.train_steps
+            run.arch.close()
+            run.arch = None
+            if cfg.sufficient_fitness < math.inf and run.best_select > cfg.sufficient_fitness:
+                run.stopped = "sufficient_fitness"
+            elif cfg.max_experiments and run.experiment >= cfg.max_experiments:
+                run.stopped = run.stopped or "max_experiments"
+        else:
+            run.arch.migrate(reports, run.rnd)
+        if out is not None and time.monotonic() - last_checkpoint >= checkpoint_every:
+            save_checkpoint(run, out)
+            last_checkpoint = time.monotonic()
+
+
+def _island_progress(run: Run, reports: list) -> dict:
+    lookups = sum(r.fec_lookups for r in reports)
+    return {"event": "progress", "experiment": run.experiment, "individuals": run.individuals,
+            "generation": None, "rate": run.individuals / max(run.elapsed, 1e-9),
+            "elapsed": round(run.elapsed, 3), "best": max(r.best_fitness for r in reports),
+            "mean": float(np.mean([r.mean for r in reports])),
+            "stdev": float(np.mean([r.stdev for r in reports])),
+            "train_steps": run.train_steps, "islands": len(reports),
+            "memo_hit_rate": sum(r.memo_hits for r in reports) / max(
+                1, sum(r.individuals for r in reports)),
+            "fec_hit_rate": sum(r.fec_hits for r in reports) / max(1, lookups),
+            "full_task_evals": None}
 
 
 def _final(run: Run, out: Path | None, reporter: _Reporter) -> EvolveResult:

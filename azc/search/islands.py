@@ -1,0 +1,223 @@
+"""Islands: regularized evolution on several processes, with migration (paper §3.2, S3).
+
+With `workers = N`, a search experiment runs N populations ("islands"), one
+per process (the main process hosts island 0).  Every `migrate_every`
+generations the islands stop at a barrier: each uploads half of its
+population (chosen at random), the coordinator pools the uploads, and each
+island receives as many programs sampled from the whole pool, which replace
+a random half of its population — the paper's migration, with a server that
+is the main process.  Each island has its own random source and FEC cache;
+the coordinator's choices use the run's random source.  Because islands only
+interact at barriers after fixed numbers of generations, a run is
+deterministic for a given seed and number of workers.
+
+Nothing here needs a service: workers are child processes talking over pipes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import pickle
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+
+from azc.errors import AzcError
+from azc.ir import Program
+from azc.search.random import SearchRandom
+
+
+@dataclass
+class IslandReport:
+    """What an island tells the coordinator at a barrier."""
+
+    individuals: int        # individuals made since the search started
+    train_steps: int        # train steps since the search started
+    steps_init: int         # train steps of the initial population
+    best_fitness: float
+    best_program: Program
+    mean: float
+    stdev: float
+    memo_hits: int
+    fec_hits: int
+    fec_lookups: int
+    migrants: list[tuple[Program, float]]
+
+
+class Island:
+    """One population with its own random source: the code that runs in a worker."""
+
+    def __init__(self, config, seed: int, search_specs: list, state: dict | None = None):
+        from azc.search.experiment import Run
+        self.run = Run(config, seed)
+        self.run.search_specs = search_specs
+        self.run._start_search(resuming=True)
+        assert self.run.evo is not None and self.run.evaluator is not None
+        if state is None:
+            self.run.evo.initialize()
+            self.steps_init = self.run.evaluator.counters.train_steps
+        else:
+            self.run.rnd = state["rnd"]
+            self.run.evo.rnd = state["rnd"]
+            self.run.evaluator.restore(state["evaluator"])
+            self.run.evo.restore(state["evo"])
+            self.steps_init = state["steps_init"]
+
+    def advance(self, generations: int) -> IslandReport:
+        """Run whole generations; then a report with half the population as migrants."""
+        evo, ev = self.run.evo, self.run.evaluator
+        assert evo is not None and ev is not None and evo.population is not None
+        for _ in range(generations):
+            evo.generation()
+        pop = evo.population
+        rnd = self.run.rnd
+        order = _permutation(rnd, len(pop.programs))
+        half = order[: len(order) // 2]
+        _, best, best_fit = pop.best()
+        mean, sd, _ = pop.stats()
+        c = ev.counters
+        return IslandReport(evo.individuals, c.train_steps, self.steps_init, best_fit, best, mean,
+                            sd, c.memo_hits, c.fec_hits, c.fec_hits + c.fec_misses,
+                            [(pop.programs[i], float(pop.fitness[i])) for i in half])
+
+    def receive(self, migrants: list[tuple[Program, float]]) -> None:
+        """Replace a random half of the population with migrants."""
+        evo = self.run.evo
+        assert evo is not None and evo.population is not None
+        pop = evo.population
+        slots = _permutation(self.run.rnd, len(pop.programs))[: len(migrants)]
+        for slot, (prog, fit) in zip(slots, migrants):
+            pop.programs[slot] = prog
+            pop.fitness[slot] = fit
+
+    def state(self) -> dict:
+        """Everything needed to continue this island exactly."""
+        assert self.run.evo is not None and self.run.evaluator is not None
+        return {"rnd": self.run.rnd, "evaluator": self.run.evaluator.state(),
+                "evo": self.run.evo.state(), "steps_init": self.steps_init}
+
+
+def _permutation(rnd: SearchRandom, n: int) -> list[int]:
+    keys = [rnd.random() for _ in range(n)]
+    return sorted(range(n), key=keys.__getitem__)
+
+
+def _worker(conn) -> None:
+    """A worker process: serve commands for one island until told to stop."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
+    island: Island | None = None
+    while True:
+        try:
+            cmd, arg = conn.recv()
+        except EOFError:
+            return
+        try:
+            if cmd == "start":
+                island = Island(*arg)
+                reply = None
+            elif cmd == "advance":
+                assert island is not None
+                reply = island.advance(arg)
+            elif cmd == "receive":
+                assert island is not None
+                island.receive(arg)
+                reply = None
+            elif cmd == "state":
+                assert island is not None
+                reply = island.state()
+            elif cmd == "stop":
+                conn.send(("ok", None))
+                return
+            else:
+                raise ValueError(f"unknown command {cmd!r}")
+            conn.send(("ok", reply))
+        except Exception:  # report it to the coordinator instead of dying silently
+            conn.send(("error", traceback.format_exc()))
+
+
+class Archipelago:
+    """The coordinator: island 0 in this process, the others in workers."""
+
+    def __init__(self, config, seeds: list[int], search_specs: list,
+                 states: list[dict] | None = None):
+        self.n = len(seeds)
+        ctx = mp.get_context("spawn")
+        self.conns = []
+        self.procs = []
+        try:
+            for i in range(1, self.n):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_worker, args=(child,), daemon=True,
+                                   name=f"azc-island-{i}")
+                proc.start()
+                self.conns.append(parent)
+                self.procs.append(proc)
+            for i, conn in enumerate(self.conns, start=1):
+                conn.send(("start", (config, seeds[i], search_specs,
+                                     states[i] if states else None)))
+            self.local = Island(config, seeds[0], search_specs, states[0] if states else None)
+            for conn in self.conns:
+                self._reply(conn)
+        except BaseException:
+            self.close()
+            raise
+
+    def _reply(self, conn):
+        try:
+            status, value = conn.recv()
+        except EOFError:
+            raise AzcError("an island worker process died") from None
+        if status == "error":
+            raise AzcError(f"an island worker failed:\n{value}")
+        return value
+
+    def advance(self, generations: int) -> list[IslandReport]:
+        """All islands run `generations` generations in parallel; their reports."""
+        for conn in self.conns:
+            conn.send(("advance", generations))
+        reports = [self.local.advance(generations)]
+        reports += [self._reply(conn) for conn in self.conns]
+        return reports
+
+    def migrate(self, reports: list[IslandReport], rnd: SearchRandom) -> None:
+        """Pool the uploads and send each island as many programs sampled from the pool."""
+        pool = [m for r in reports for m in r.migrants]
+        if not pool:
+            return
+        for i, r in enumerate(reports):
+            picks = [pool[rnd.integer(len(pool))] for _ in range(len(r.migrants))]
+            if i == 0:
+                self.local.receive(picks)
+            else:
+                self.conns[i - 1].send(("receive", picks))
+        for conn in self.conns:
+            self._reply(conn)
+
+    def states(self) -> list[dict]:
+        """Every island's state (for checkpoints)."""
+        for conn in self.conns:
+            conn.send(("state", None))
+        return [self.local.state()] + [self._reply(conn) for conn in self.conns]
+
+    def close(self) -> None:
+        """Stop the workers."""
+        for conn in self.conns:
+            try:
+                conn.send(("stop", None))
+                conn.recv()
+            except (OSError, EOFError, pickle.PicklingError):
+                pass
+        for proc in self.procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
+        self.conns, self.procs = [], []
+
+
+def combined_best(reports: list[IslandReport]) -> tuple[Program, float]:
+    """The best program over all islands (the first island wins ties)."""
+    fits = [r.best_fitness for r in reports]
+    i = int(np.argmax(fits))
+    return reports[i].best_program, fits[i]
