@@ -952,7 +952,8 @@ task.done:
 
 
 def _prog_loads() -> str:
-    """Load the encoded program's (code pointer, length) per component."""
+    """Load the encoded program's (code pointer, length) per component, and the
+    compiled Predict/Learn functions (null: interpret)."""
     lines = []
     for i, c in enumerate("spl"):
         lines += [f"  %code.{c}.pp = getelementptr inbounds i64, ptr %prog, i64 {2 * i}",
@@ -960,6 +961,10 @@ def _prog_loads() -> str:
                   f"  %code.{c} = inttoptr i64 %code.{c}.i to ptr",
                   f"  %n.{c}.pp = getelementptr inbounds i64, ptr %prog, i64 {2 * i + 1}",
                   f"  %n.{c} = load i64, ptr %n.{c}.pp"]
+    for i, c in ((8, "p"), (9, "l")):
+        lines += [f"  %fn.{c}.pp = getelementptr inbounds i64, ptr %prog, i64 {i}",
+                  f"  %fn.{c}.i = load i64, ptr %fn.{c}.pp",
+                  f"  %fn.{c} = inttoptr i64 %fn.{c}.i to ptr"]
     return "\n".join(lines)
 
 
@@ -1062,7 +1067,9 @@ done:
 # ---------------------------------------------------------------------------
 
 CODE_RECORD = 32  # bytes per encoded instruction: i16 op, out, in1, in2; f64 c0, c1, c2
-PROG_WIDTH = 8    # int64 per program descriptor: (code, length) per component, 2 spare
+PROG_WIDTH = 10   # int64 per program descriptor: (code, length) per component; 6, 7: set by
+#                  the native DCE (live random ops, live instructions); 8, 9: compiled
+#                  Predict and Learn functions (0: interpret them)
 
 
 def interp_loop(name: str, layout: Layout) -> str:
@@ -1157,10 +1164,26 @@ def interpreter_module(memory: MemoryConfig, features: int, name: str = "azc_int
              declarations(features), rng_functions()]
     parts += [op_function(op.id, features) for op in OPS if op.out is not None]
     parts.append(interp_loop(f"{name}_loop", layout))
-    calls = {}
-    for comp, c in zip(Component, "spl"):
-        calls[comp] = (f"call void @{name}_loop(ptr {{mem}}, i64 %ktask, i64 {{k}}, "
-                       f"ptr %code.{c}, i64 %n.{c})")
+    parts.append(f"""
+; Run a component: its compiled function when the program has one, else interpret it.
+define internal void @{name}_run(ptr %mem, i64 %ktask, i64 %xid, ptr %code, i64 %n,
+                                 ptr %fn) alwaysinline nounwind {{{{
+entry:
+  %interp = icmp eq ptr %fn, null
+  br i1 %interp, label %loop, label %compiled
+loop:
+  call void @{name}_loop(ptr %mem, i64 %ktask, i64 %xid, ptr %code, i64 %n)
+  ret void
+compiled:
+  call void %fn(ptr %mem, i64 %ktask, i64 %xid)
+  ret void
+}}}}
+""".replace("{{{{", "{{").replace("}}}}", "}}").format())
+    calls = {Component.SETUP: (f"call void @{name}_loop(ptr {{mem}}, i64 %ktask, i64 {{k}}, "
+                               f"ptr %code.s, i64 %n.s)")}
+    for comp, c in ((Component.PREDICT, "p"), (Component.LEARN, "l")):
+        calls[comp] = (f"call void @{name}_run(ptr {{mem}}, i64 %ktask, i64 {{k}}, "
+                       f"ptr %code.{c}, i64 %n.{c}, ptr %fn.{c})")
     parts.append(driver(f"{name}_one", layout, calls, True, interpreted=True))
     parts.append(f"""
 define void @{name}(ptr %desc, i64 %ntasks, i64 %seed, double %maxerr, ptr %out, ptr %prog,
@@ -1659,3 +1682,31 @@ exit:
   ret void
 }}
 """
+
+
+def component_kernel_module(predict: Sequence[Instr], learn: Sequence[Instr], layout: Layout,
+                            name: str) -> str:
+    """@<name>_predict and @<name>_learn(ptr mem, i64 ktask, i64 xid): compiled components.
+
+    For the native interpreter's mixed tier: the interpreter runs Setup and
+    calls these instead of interpreting Predict and Learn.  Instructions are
+    encoded records as the interpreter reads them (a random op's in1 field:
+    slot + 1, 0 for its position).  Memory is the interpreter's buffer.
+    """
+    F = layout.features
+    used = sorted({ins.op for ins in (*predict, *learn) if ins.op != 0})
+    parts = [declarations(F), rng_functions()]
+    parts += [op_function(op, F) for op in used]
+    for comp, instrs in (("predict", predict), ("learn", learn)):
+        body = component_function(f"{name}_{comp}_body", instrs, layout)
+        parts.append(body)
+        random = any(OPS[i.op].random for i in instrs)
+        key = ("  %k = call i64 @azc_exec_key(i64 %ktask, i64 %xid)\n" if random else "")
+        parts.append(f"""
+define void @{name}_{comp}(ptr noalias %mem, i64 %ktask, i64 %xid) nounwind {{
+entry:
+{key}  call void @{name}_{comp}_body(ptr %mem, i64 {"%k" if random else "0"})
+  ret void
+}}
+""")
+    return "\n".join(parts)

@@ -25,11 +25,13 @@ included), whether or not the memo avoided the run.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from azc.backend.components import attach, component_kernels
 from azc.backend.native import Encoded, interpreter, native_dce
 from azc.interp import DEFAULT_MAX_ABS_ERROR
 from azc.ir import MemoryConfig, Program
@@ -50,6 +52,10 @@ class EvalCounters:
     fec_misses: int = 0
     full_task_evals: int = 0
     budget_rejected: int = 0
+    settled_memo: int = 0        # children whose live code was seen before (no run at all)
+    evaluated: int = 0           # children with at least one full task evaluation
+    kernel_evals: int = 0        # full evaluations with compiled Predict/Learn
+    interp_evals: int = 0        # full evaluations fully interpreted
     stage_seconds: dict = field(default_factory=dict)
 
 
@@ -84,6 +90,10 @@ class SearchEvaluator:
         self.counters = EvalCounters()
         self.interp = interpreter(memory, self.features)
         self.dce = native_dce()
+        # the mixed tier (compiled Predict/Learn) can only pay for long evaluations
+        self.examples = sum(t.max_train_steps + t.num_valid for t in self.tasks)
+        self.use_kernels = self.examples >= 20_000
+        self.kernels = component_kernels(memory, self.features) if self.use_kernels else None
         self.n_tasks = len(self.tasks)
         self.full_steps = np.array([t.max_train_steps for t in self.tasks], dtype=np.int64)
         self.task_index = np.array([t.index for t in self.tasks], dtype=np.int64)
@@ -115,7 +125,10 @@ class SearchEvaluator:
         n, T = len(programs), self.n_tasks
         c = self.counters
         c.individuals += n
+        clock = time.perf_counter
+        t0 = clock()
         live, hashes = self.dce.run(Encoded.of(programs))
+        t1 = clock()
         hb = hashes.tobytes()
         keys = [hb[16 * i:16 * i + 16] for i in range(n)]
         nrand = live.progs[:, 6].tolist()
@@ -151,6 +164,7 @@ class SearchEvaluator:
         fec_steps = [0] * n
         waiting: list[tuple[int, int, list]] = []   # (program, task, cache entry)
         missing: dict[int, list[int]] = {}
+        t2 = clock()
         if fec is not None:
             if todo:
                 got, steps = self._fingerprints(live, todo)
@@ -162,8 +176,10 @@ class SearchEvaluator:
                     fps[i], fec_steps[i] = mi.fp_list or [], mi.fec_steps
                 elif i in same_as:
                     fps[i], fec_steps[i] = fps[same_as[i]], fec_steps[same_as[i]]
+            t3 = clock()
             self._lookup(ok, memos, fps, fec_steps, fitness, missing, waiting)
         else:
+            t3 = clock()
             for i in range(n):
                 m = memos[i]
                 if not ok[i] or i in same_as:
@@ -175,8 +191,10 @@ class SearchEvaluator:
                     missing[i] = list(range(T))
         # 3. full evaluation of what the caches did not settle
         steps = np.zeros((n, T), dtype=np.int64)
+        t4 = clock()
         if missing:
             self._evaluate_missing(live, seeds, missing, fitness, steps)
+        t5 = clock()
         for i, t, entry in waiting:  # the child that missed comes before those that hit
             if entry[0] is None:
                 entry[0] = fitness[i][t]
@@ -198,6 +216,13 @@ class SearchEvaluator:
             for t in missing.get(i, ()):
                 m.fitness[t] = fitness[i][t]
                 m.steps[t] = int(steps[i, t])
+        c.settled_memo += sum(1 for m in memos if m is not None) + len(same_as)
+        c.evaluated += len(missing)
+        st = c.stage_seconds
+        for name, dt in (("encode+dce", t1 - t0), ("memo", t2 - t1), ("fec run", t3 - t2),
+                         ("fec lookups", t4 - t3), ("full evaluation", t5 - t4),
+                         ("bookkeeping", clock() - t5)):
+            st[name] = st.get(name, 0.0) + dt
         return np.array(fitness, dtype=np.float64).reshape(n, T)
 
     def _lookup(self, ok: list[bool], memos: list, fps: list[list[int]], fec_steps: list[int],
@@ -276,9 +301,14 @@ class SearchEvaluator:
                           fitness: list[list[float]], steps: np.ndarray) -> None:
         rows = sorted(missing)
         sub = Encoded(live.code, live.progs[rows])
+        c = self.counters
+        compiled = 0
+        if self.use_kernels and self.kernels is not None:
+            compiled = attach(self.kernels, sub, self.examples)
+        c.kernel_evals += compiled
+        c.interp_evals += len(rows) - compiled
         out = self.interp.run_batch(sub, self.tasks, np.asarray(seeds)[rows],
                                     self.max_abs_error)
-        c = self.counters
         fits = out[:, :, 0].tolist()
         stp = out[:, :, 1].astype(np.int64)
         for r, i in enumerate(rows):

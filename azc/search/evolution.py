@@ -18,6 +18,7 @@ search; `batch_size=1` is the original's exact sequential order.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,9 +96,16 @@ class RegularizedEvolution:
         start = self.next_slot
         end = min(self.P, start + self.batch_size)
         n = end - start
+        clock = time.perf_counter
+        t0 = clock()
         parents = self.tournaments(n)
+        t1 = clock()
         children = [self.mutator.mutate(pop.programs[p], self.rnd) for p in parents]
+        t2 = clock()
         fitness = self.evaluator.evaluate(children, self._seeds(n))
+        st = self.evaluator.counters.stage_seconds
+        st["tournaments"] = st.get("tournaments", 0.0) + (t1 - t0)
+        st["mutation"] = st.get("mutation", 0.0) + (t2 - t1)
         pop.programs[start:end] = children
         pop.fitness[start:end] = fitness
         self.individuals += n

@@ -1,0 +1,188 @@
+"""The mixed tier: compiled Predict/Learn components inside the native interpreter.
+
+The native interpreter runs any program with no compile.  When an
+evaluation is long enough — many examples, F=16, matrix ops — compiling the
+program's Predict and Learn (the per-example loop) pays for itself: the
+interpreter keeps running Setup and calls the compiled functions instead of
+interpreting those two components (`lower.component_kernel_module`; 2-3x
+faster at F=16).  Kernels are keyed by the live code of Predict and Learn, so
+children that differ only in Setup, or only in dead code, share one.
+
+The cost model (`CostModel`) estimates the interpretation time of an
+evaluation from the op table (per-op costs by operand sizes, calibrated on
+this machine kind) and compiles when the time saved over the uses expected
+so far exceeds the measured compile time.
+
+Native code is freed only with its engine: kernels are compiled in batches
+into engines of bounded size and at most `max_engines` engines are kept (the
+oldest is closed, with its kernels), so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from azc.backend import lower
+from azc.backend.jit import Compiler, Engine
+from azc.ir import Instr, MemoryConfig
+from azc.ops import OPS, Kind
+
+_RANDOM = frozenset(op.id for op in OPS if op.random)
+
+
+def op_ns(op: int, F: int) -> float:
+    """Estimated interpretation time of one op at feature size F, in nanoseconds."""
+    o = OPS[op]
+    if o.out is None:
+        return 1.0
+    size = {Kind.SCALAR: 1, Kind.VECTOR: F, Kind.MATRIX: F * F}
+    elements = max([size[o.out], *(size[k] for k in o.ins)])
+    if op in _RANDOM:
+        return 4.0 + 25.0 * size[o.out]
+    if op == 43:
+        return 4.0 + 0.13 * F ** 3
+    if 7 <= op <= 14:
+        return 18.0
+    return 3.0 + 0.15 * elements
+
+
+@dataclass
+class CostModel:
+    """When compiling Predict/Learn pays: interpretation vs compiled speed and compile time."""
+
+    speedup: float = 2.5            # compiled components vs interpretation (F >= 8)
+    compile_seconds: float = 0.02   # running estimate, updated with measurements
+    overhead_ns: float = 20.0       # per example, same in both tiers
+
+    def example_ns(self, predict: Sequence[Instr], learn: Sequence[Instr], F: int) -> float:
+        """Estimated interpretation time of one training example."""
+        return sum(op_ns(i.op, F) for i in (*predict, *learn))
+
+    def pays(self, examples: int, per_example_ns: float, uses: int, F: int) -> bool:
+        """Whether compiling pays, given the evaluations of this code seen so far."""
+        speedup = self.speedup if F >= 8 else 1.4
+        saved = examples * per_example_ns * 1e-9 * (1 - 1 / speedup)
+        return saved * max(1, uses) > self.compile_seconds
+
+    def observe(self, seconds_per_kernel: float) -> None:
+        """Update the compile-time estimate with a measurement."""
+        self.compile_seconds = 0.8 * self.compile_seconds + 0.2 * seconds_per_kernel
+
+
+class ComponentKernels:
+    """Compiled Predict/Learn pairs by live-code key, compiled in batches, bounded."""
+
+    def __init__(self, memory: MemoryConfig, features: int, compiler: Compiler | None = None,
+                 engine_size: int = 64, max_engines: int = 8):
+        self.layout = lower.Layout.of(memory, features)
+        self.features = features
+        self.compiler = compiler or Compiler(opt=1, engine_size=engine_size)
+        self.compiler.engine_size = engine_size
+        self.max_engines = max_engines
+        self.kernels: dict[bytes, tuple[int, int, Engine]] = {}
+        self.engines: OrderedDict[int, Engine] = OrderedDict()
+        self.cost = CostModel()
+        self.uses: dict[bytes, int] = {}
+        self.compiled = 0
+        self.hits = 0
+
+    def get(self, key: bytes) -> tuple[int, int] | None:
+        """(predict, learn) function addresses of a key, if compiled and alive."""
+        k = self.kernels.get(key)
+        if k is None or k[2].closed:
+            return None
+        self.hits += 1
+        return k[0], k[1]
+
+    def count_use(self, key: bytes) -> int:
+        """Count an evaluation of this code; the uses before it."""
+        n = self.uses.get(key, 0)
+        if len(self.uses) > 200_000:
+            self.uses.clear()
+        self.uses[key] = n + 1
+        return n
+
+    def compile(self, items: list[tuple[bytes, Sequence[Instr], Sequence[Instr]]]) -> None:
+        """Compile (key, predict, learn) in one module."""
+        if not items:
+            return
+        parts, names = [], []
+        for i, (_, predict, learn) in enumerate(items):
+            text = lower.component_kernel_module(predict, learn, self.layout, f"ck{i}")
+            parts.append(text)
+            names += [f"ck{i}_predict", f"ck{i}_learn"]
+        from azc.backend.jit import _dedupe
+        seen: set[str] = set()
+        module = "\n".join(_dedupe(t, seen) for t in parts)
+        engine, addrs, seconds = self.compiler.compile_text(module, names, len(items))
+        self.cost.observe(seconds / len(items))
+        self.compiled += len(items)
+        self.engines[id(engine)] = engine
+        self.engines.move_to_end(id(engine))
+        for i, (key, _, _) in enumerate(items):
+            self.kernels[key] = (addrs[2 * i], addrs[2 * i + 1], engine)
+        while len(self.engines) > self.max_engines:
+            _, old = self.engines.popitem(last=False)
+            if old is self.compiler.engine:
+                self.compiler.engine = None
+            self.kernels = {k: v for k, v in self.kernels.items() if v[2] is not old}
+            old.close()
+
+    def close(self) -> None:
+        """Free all compiled code."""
+        for engine in self.engines.values():
+            engine.close()
+        self.engines.clear()
+        self.kernels.clear()
+
+
+_shared: dict[tuple, ComponentKernels] = {}
+
+
+def component_kernels(memory: MemoryConfig, features: int) -> ComponentKernels:
+    """The process-wide compiled components of a layout and F."""
+    key = (memory.scalars, memory.vectors, memory.matrices, features)
+    ck = _shared.get(key)
+    if ck is None:
+        ck = _shared[key] = ComponentKernels(MemoryConfig(*key[:3]), features)
+    return ck
+
+
+def attach(ck: ComponentKernels, enc, examples: int) -> int:
+    """Give the programs of `enc` compiled Predict/Learn where the cost model says so.
+
+    `enc` is an `azc.backend.native.Encoded` batch about to be run on tasks
+    totalling `examples` examples per program; descriptor fields 8 and 9 are
+    set for the programs that get kernels (compiled now, in one batch, if
+    needed).  Returns how many programs run with compiled components.
+    """
+    code = enc.code
+    base = code.ctypes.data
+    raw = code.tobytes()
+    F = ck.features
+    pending: dict[bytes, tuple] = {}
+    rows: list[tuple[int, bytes]] = []
+    for r in range(len(enc.progs)):
+        d = enc.progs[r]
+        p0, pn, l0, ln = int(d[2]) - base, int(d[3]), int(d[4]) - base, int(d[5])
+        pb, lb = raw[p0:p0 + 32 * pn], raw[l0:l0 + 32 * ln]
+        key = pb + b"|" + lb
+        rows.append((r, key))
+        if ck.get(key) is not None or key in pending:
+            continue
+        uses = ck.count_use(key)
+        predict = [Instr.from_record(pb[i:i + 32]) for i in range(0, len(pb), 32)]
+        learn = [Instr.from_record(lb[i:i + 32]) for i in range(0, len(lb), 32)]
+        if ck.cost.pays(examples, ck.cost.example_ns(predict, learn, F), uses, F):
+            pending[key] = (key, predict, learn)
+    if pending:
+        ck.compile(list(pending.values()))
+    n = 0
+    for r, key in rows:
+        addrs = ck.get(key)
+        if addrs is not None:
+            enc.progs[r, 8], enc.progs[r, 9] = addrs
+            n += 1
+    return n
