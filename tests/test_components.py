@@ -1,4 +1,4 @@
-"""The mixed tier: compiled Predict/Learn called by the native interpreter, against the reference."""
+"""The mixed tier: compiled Predict/Learn run by the native interpreter, vs the reference."""
 
 from __future__ import annotations
 
