@@ -174,6 +174,32 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from azc.export import export
+    program, path = load_program(args.program)
+    fit_of = args.train or args.task
+    memory = None
+    if any(x is not None for x in (args.scalars, args.vectors, args.matrices)):
+        memory = memory_from_args(args, program)
+    fitted = export(Path(path), args.output, features=args.features, memory=memory,
+                    tasks=fit_of, eval_type=args.eval_type, target=args.target,
+                    seed=args.seed, max_abs_error=args.max_abs_error)
+    m = fitted.manifest
+    mem = m["memory"]
+    print(f"wrote {fitted.folder}/: {', '.join(fitted.files)}")
+    print(f"model: F={m['features']}, memory {mem['scalars']}/{mem['vectors']}/"
+          f"{mem['matrices']}, {m['task_type']} ({m['eval_type']}), CPU "
+          f"{m['target']['cpu']} ({m['target']['name']}), ABI {m['abi_version']}")
+    if m["fit"] is not None:
+        f = m["fit"]
+        stop = ", stopped early" if f["stopped_early"] else ""
+        print(f"fitted on {fit_of} ({f['task']}): fitness {f['fitness']:.10g} after "
+              f"{f['train_steps']} training steps{stop}; state saved")
+    print(f"use: python -c \"import sys; sys.path.insert(0, '{fitted.folder}'); import "
+          f"predictor; m = predictor.load('{fitted.folder}'); print(m.predict(X))\"")
+    return 0
+
+
 def _add_evolve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="the run's seed (default: the config's random_seed)")
     p.add_argument("--max-individuals", type=int, metavar="N", help="stop after N individuals")
@@ -260,6 +286,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="discover linear regression from scratch (evolve demo)")
     _add_evolve_options(p)
     p.set_defaults(func=cmd_evolve, config="demo")
+
+    p = sub.add_parser("export", help="compile a program into a standalone predictor folder "
+                       "(shared library, C header, Python loader)")
+    p.add_argument("program", help="a .az file or the name of a shipped example")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="the folder to write (new, empty, or an earlier export)")
+    p.add_argument("--features", type=int, metavar="F",
+                   help="feature size (default: the training data's, or a run's best.az)")
+    _add_memory_options(p)
+    fit = p.add_mutually_exclusive_group()
+    fit.add_argument("--train", metavar="DATA",
+                     help="fit the model on a dataset (.npz/.csv) and save its state")
+    fit.add_argument("--task", metavar="TASK",
+                     help="fit the model on the first task of a task set (linear, a TOML "
+                     "file, a dataset) and save its state")
+    p.add_argument("--target", choices=["host", "generic"], default="host",
+                   help="code for this CPU (default, fastest) or for any x86-64 CPU")
+    p.add_argument("--eval-type", choices=["RMS_ERROR", "ACCURACY"],
+                   help="regression or binary classification (default: the data's, else "
+                   "RMS_ERROR)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the random ops for the fit (default 0)")
+    p.add_argument("--max-abs-error", type=float, default=100.0,
+                   help="training errors above this stop training (default 100)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("plot", help="draw fitness over individuals from a run's log (PNG)")
     p.add_argument("dir", help="a run folder (with log.jsonl)")

@@ -26,7 +26,8 @@ example).  A uniform in the open interval (0, 1) is
 Uniform ops take one draw per element; Gaussian ops take two (elements 2e and
 2e+1) and use Box-Muller with the C library's log, sqrt and cos.
 
-This file is standard library + numpy only: exported predictors ship it.
+This file is standard library + numpy only.  (Exported predictors carry the
+same generator compiled into their library; see rng.ll.)
 """
 
 from __future__ import annotations

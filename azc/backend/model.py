@@ -1,0 +1,418 @@
+"""The standalone model: one program as LLVM IR text with the C ABI of exported predictors.
+
+A model module holds the program's component functions (the same per-op
+emitters and component functions as the kernels, `azc.backend.lower`) and
+these exported functions, declared in `runtime/model.h`:
+
+    const azc_model_info_t *azc_model_info(void);
+    int64_t azc_model_state_size(void);
+    int32_t azc_model_init(azc_model_state *m, uint64_t seed, int64_t eval_type);
+    azc_model_state *azc_model_new(uint64_t seed);
+    void azc_model_free(azc_model_state *m);
+    int32_t azc_model_fit(azc_model_state *m, const double *x, const double *y, int64_t n,
+                          double max_abs_error, int64_t *trained);
+    int32_t azc_model_predict(azc_model_state *m, const double *x, int64_t n, double *out,
+                              double *proba);
+
+The state is one flat block: a header of STATE_FIELDS (8 bytes each), then
+the memory buffer of `Layout.size` float64 in the kernels' layout.  `fit`
+and `predict` copy the memory into a 64-byte aligned stack buffer, loop
+over the examples with every component inlined, and copy it back.
+
+Training follows azc.interp's protocol step for step (task index 0): Setup
+once, with execution id (KIND_SETUP, 0), the first time `fit` or `predict`
+runs on a state; then per example, with t the state's `train_steps`:
+v0 = x, s0 = 0, Predict as (KIND_PREDICT, t); for ACCURACY s1 = sigmoid(s1)
+written back; |y - s1| NaN or above `max_abs_error` stops training (status
+STOPPED, the state's `stopped` flag set, t consumed); else v0 = x, s0 = y,
+Learn as (KIND_LEARN, t).  `predict` runs v0 = x, s0 = 0, Predict as
+(KIND_VALID, c) with c the state's `predict_count`, and reads s1 (and
+sigmoid(s1) for the probability).
+
+This module produces text only; it never imports llvmlite.
+"""
+
+from __future__ import annotations
+
+from azc.backend.lower import Layout, component_function, declarations, op_function, rng_functions
+from azc.ir import MemoryConfig, Program
+from azc.ops import OPS, Kind
+
+ABI_VERSION = 1
+MAGIC = int.from_bytes(b"AZCMODEL", "little")
+# The state header: one 64-bit word each, then the memory buffer.
+STATE_FIELDS = ("magic", "abi_version", "seed", "eval_type", "setup_done", "train_steps",
+                "predict_count", "stopped")
+STATE_HEADER = 8 * len(STATE_FIELDS)
+# azc_model_info: these int64 fields, then these strings (const char *).
+INFO_INT_FIELDS = ("abi_version", "features", "scalars", "vectors", "matrices", "memory_size",
+                   "state_size", "eval_type", "uses_random", "predict_random", "vector_base",
+                   "vector_stride", "matrix_base", "matrix_stride")
+INFO_STR_FIELDS = ("triple", "cpu", "cpu_features", "program")
+# Status codes of azc_model_init / fit / predict.
+STATUS = {"AZC_OK": 0, "AZC_STOPPED": 1, "AZC_EBADSTATE": -1, "AZC_EINVAL": -2}
+EXPORTED = ("azc_model_info", "azc_model_state_size", "azc_model_init", "azc_model_new",
+            "azc_model_free", "azc_model_fit", "azc_model_predict")
+RMS_ERROR, ACCURACY = 1, 4
+
+
+def state_size(layout: Layout) -> int:
+    """Bytes of a model state: the header and the memory buffer."""
+    return STATE_HEADER + 8 * layout.size
+
+
+def _cstring(name: str, text: str) -> str:
+    """A private NUL-terminated string constant @<name>."""
+    data = text.encode() + b"\0"
+    body = "".join(chr(c) if 32 <= c < 127 and c not in (34, 92) else f"\\{c:02X}"
+                   for c in data)
+    return f'@{name} = private unnamed_addr constant [{len(data)} x i8] c"{body}"\n'
+
+
+def model_module(program: Program, memory: MemoryConfig, features: int, *, eval_type: int,
+                 triple: str, cpu: str, cpu_features: str, program_text: str) -> str:
+    """The LLVM module of a standalone model with the C ABI of `runtime/model.h`.
+
+    `eval_type` (1 RMS_ERROR, 4 ACCURACY) is the default of `azc_model_new`
+    and `azc_model_init(..., 0)`; `triple`, `cpu` and `cpu_features` are what
+    the code is generated for and `program_text` the canonical program, all
+    reported by `azc_model_info`.
+    """
+    layout = Layout.of(memory, features)
+    F = features
+    size = max(layout.size, 1)
+    nbytes = 8 * layout.size
+    total = state_size(layout)
+    vt = f"<{F} x double>"
+    voff = layout.offset(Kind.VECTOR, 0)
+    uses_random = program.uses_random()
+    predict_random = any(OPS[i.op].random for i in program.predict)
+    used = sorted({ins.op for _, _, ins in program.instructions() if ins.op != 0})
+
+    parts = [f"; azc standalone model: F={F}, memory {memory}, ABI {ABI_VERSION}\n",
+             declarations(F), rng_functions()]
+    parts += [op_function(op, F) for op in used]
+    for comp, instrs in program.components():
+        parts.append(component_function(f"azm_{comp.attr}", instrs, layout))
+
+    ints = {"abi_version": ABI_VERSION, "features": F, "scalars": memory.scalars,
+            "vectors": memory.vectors, "matrices": memory.matrices,
+            "memory_size": layout.size, "state_size": total, "eval_type": eval_type,
+            "uses_random": int(uses_random), "predict_random": int(predict_random),
+            "vector_base": layout.vector_base, "vector_stride": layout.vector_stride,
+            "matrix_base": layout.matrix_base, "matrix_stride": layout.matrix_stride}
+    strings = {"triple": triple, "cpu": cpu, "cpu_features": cpu_features,
+               "program": program_text}
+    for name, text in strings.items():
+        parts.append(_cstring(f"azm.str.{name}", text))
+    info_type = "{ " + ", ".join(["i64"] * len(INFO_INT_FIELDS) +
+                                 ["ptr"] * len(INFO_STR_FIELDS)) + " }"
+    info_vals = ", ".join([f"i64 {ints[n]}" for n in INFO_INT_FIELDS] +
+                          [f"ptr @azm.str.{n}" for n in INFO_STR_FIELDS])
+    parts.append(f"@azm.info = private constant {info_type} {{ {info_vals} }}, align 8\n")
+
+    hdr = {name: i for i, name in enumerate(STATE_FIELDS)}
+    aligned_total = -(-total // 64) * 64
+    sig_lines = """
+define internal double @azm_sigmoid(double %x) alwaysinline nounwind {
+  %n = fneg double %x
+  %e = call double @exp(double %n)
+  %d = fadd double 1.0, %e
+  %r = fdiv double 1.0, %d
+  ret double %r
+}
+"""
+    parts.append(sig_lines)
+    parts.append(f"""
+declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
+declare ptr @aligned_alloc(i64, i64) nounwind
+declare void @free(ptr) nounwind
+
+define ptr @azc_model_info() nounwind {{
+  ret ptr @azm.info
+}}
+
+define i64 @azc_model_state_size() nounwind {{
+  ret i64 {total}
+}}
+
+; the header word `i` of a state
+define internal ptr @azm_word(ptr %st, i64 %i) alwaysinline nounwind {{
+  %p = getelementptr inbounds i64, ptr %st, i64 %i
+  ret ptr %p
+}}
+
+; 1 if the state is non-null and was made by azc_model_init of this ABI
+define internal i1 @azm_valid(ptr %st) alwaysinline nounwind {{
+entry:
+  %null = icmp eq ptr %st, null
+  br i1 %null, label %no, label %check
+check:
+  %magic = load i64, ptr %st, align 8
+  %pv = getelementptr inbounds i64, ptr %st, i64 {hdr["abi_version"]}
+  %abi = load i64, ptr %pv, align 8
+  %m.ok = icmp eq i64 %magic, {_s64(MAGIC)}
+  %a.ok = icmp eq i64 %abi, {ABI_VERSION}
+  %ok = and i1 %m.ok, %a.ok
+  ret i1 %ok
+no:
+  ret i1 false
+}}
+
+define i32 @azc_model_init(ptr %st, i64 %seed, i64 %evaltype) nounwind {{
+entry:
+  %null = icmp eq ptr %st, null
+  br i1 %null, label %bad, label %type
+type:
+  %is0 = icmp eq i64 %evaltype, 0
+  %et = select i1 %is0, i64 {eval_type}, i64 %evaltype
+  %is1 = icmp eq i64 %et, {RMS_ERROR}
+  %is4 = icmp eq i64 %et, {ACCURACY}
+  %okt = or i1 %is1, %is4
+  br i1 %okt, label %init, label %bad
+init:
+  call void @llvm.memset.p0.i64(ptr align 8 %st, i8 0, i64 {total}, i1 false)
+  store i64 {_s64(MAGIC)}, ptr %st, align 8
+  %pa = call ptr @azm_word(ptr %st, i64 {hdr["abi_version"]})
+  store i64 {ABI_VERSION}, ptr %pa, align 8
+  %ps = call ptr @azm_word(ptr %st, i64 {hdr["seed"]})
+  store i64 %seed, ptr %ps, align 8
+  %pe = call ptr @azm_word(ptr %st, i64 {hdr["eval_type"]})
+  store i64 %et, ptr %pe, align 8
+  ret i32 0
+bad:
+  ret i32 -2
+}}
+
+define ptr @azc_model_new(i64 %seed) nounwind {{
+entry:
+  %p = call ptr @aligned_alloc(i64 64, i64 {aligned_total})
+  %null = icmp eq ptr %p, null
+  br i1 %null, label %fail, label %init
+init:
+  %r = call i32 @azc_model_init(ptr %p, i64 %seed, i64 0)
+  ret ptr %p
+fail:
+  ret ptr null
+}}
+
+define void @azc_model_free(ptr %st) nounwind {{
+  call void @free(ptr %st)
+  ret void
+}}
+
+; run Setup on the memory unless the state says it ran
+define internal void @azm_setup_once(ptr %st, ptr %mem, i64 %ktask) alwaysinline nounwind {{
+entry:
+  %pd = call ptr @azm_word(ptr %st, i64 {hdr["setup_done"]})
+  %done = load i64, ptr %pd, align 8
+  %need = icmp eq i64 %done, 0
+  br i1 %need, label %run, label %exit
+run:
+  %k = call i64 @azc_exec_key(i64 %ktask, i64 0)
+  call void @azm_setup(ptr %mem, i64 %k)
+  store i64 1, ptr %pd, align 8
+  br label %exit
+exit:
+  ret void
+}}
+
+define i32 @azc_model_fit(ptr %st, ptr %x, ptr %y, i64 %n, double %maxerr, ptr %trained)
+    nounwind {{
+entry:
+  %mem = alloca [{size} x double], align 64
+  %tnull = icmp eq ptr %trained, null
+  br i1 %tnull, label %check, label %zero
+zero:
+  store i64 0, ptr %trained, align 8
+  br label %check
+check:
+  %valid = call i1 @azm_valid(ptr %st)
+  br i1 %valid, label %args, label %badstate
+badstate:
+  ret i32 -1
+args:
+  %nneg = icmp slt i64 %n, 0
+  %xnull = icmp eq ptr %x, null
+  %ynull = icmp eq ptr %y, null
+  %anynull = or i1 %xnull, %ynull
+  %npos = icmp sgt i64 %n, 0
+  %nullrows = and i1 %npos, %anynull
+  %bad = or i1 %nneg, %nullrows
+  br i1 %bad, label %badarg, label %start
+badarg:
+  ret i32 -2
+start:
+  %smem = getelementptr inbounds i8, ptr %st, i64 {STATE_HEADER}
+  call void @llvm.memcpy.p0.p0.i64(ptr align 64 %mem, ptr align 8 %smem, i64 {nbytes}, i1 false)
+  %pseed = call ptr @azm_word(ptr %st, i64 {hdr["seed"]})
+  %seed = load i64, ptr %pseed, align 8
+  %pet = call ptr @azm_word(ptr %st, i64 {hdr["eval_type"]})
+  %et = load i64, ptr %pet, align 8
+  %acc = icmp eq i64 %et, {ACCURACY}
+  %ktask = call i64 @azc_task_key(i64 %seed, i64 0)
+  call void @azm_setup_once(ptr %st, ptr %mem, i64 %ktask)
+  %pt = call ptr @azm_word(ptr %st, i64 {hdr["train_steps"]})
+  %t0 = load i64, ptr %pt, align 8
+  %v0.p = getelementptr inbounds double, ptr %mem, i64 {voff}
+  %s1.p = getelementptr inbounds double, ptr %mem, i64 1
+  br label %head
+head:
+  %i = phi i64 [ 0, %start ], [ %i1, %learned ]
+  %more = icmp slt i64 %i, %n
+  br i1 %more, label %body, label %done
+body:
+  %t = add i64 %t0, %i
+  %xo = mul i64 %i, {F}
+  %xp = getelementptr inbounds double, ptr %x, i64 %xo
+  %xv = load {vt}, ptr %xp, align 8
+  store {vt} %xv, ptr %v0.p, align 8
+  store double 0.0, ptr %mem, align 8
+  %tsh = shl i64 %t, 2
+  %pid = or i64 %tsh, 1
+  %kp = call i64 @azc_exec_key(i64 %ktask, i64 %pid)
+  call void @azm_predict(ptr %mem, i64 %kp)
+  %s1 = load double, ptr %s1.p, align 8
+  br i1 %acc, label %sig, label %checked
+sig:
+  %sg = call double @azm_sigmoid(double %s1)
+  store double %sg, ptr %s1.p, align 8
+  br label %checked
+checked:
+  %s1b = phi double [ %s1, %body ], [ %sg, %sig ]
+  %yp = getelementptr inbounds double, ptr %y, i64 %i
+  %yv = load double, ptr %yp, align 8
+  %diff = fsub double %yv, %s1b
+  %err = call double @llvm.fabs.f64(double %diff)
+  %stop = fcmp ugt double %err, %maxerr
+  br i1 %stop, label %stopped, label %learn
+learn:
+  store {vt} %xv, ptr %v0.p, align 8
+  store double %yv, ptr %mem, align 8
+  %lid = or i64 %tsh, 2
+  %kl = call i64 @azc_exec_key(i64 %ktask, i64 %lid)
+  call void @azm_learn(ptr %mem, i64 %kl)
+  br label %learned
+learned:
+  %i1 = add i64 %i, 1
+  br label %head
+done:
+  %tn = add i64 %t0, %n
+  store i64 %tn, ptr %pt, align 8
+  call void @llvm.memcpy.p0.p0.i64(ptr align 8 %smem, ptr align 64 %mem, i64 {nbytes}, i1 false)
+  br i1 %tnull, label %ok, label %count
+count:
+  store i64 %n, ptr %trained, align 8
+  br label %ok
+ok:
+  ret i32 0
+stopped:
+  %t1 = add i64 %t, 1
+  store i64 %t1, ptr %pt, align 8
+  %pstop = call ptr @azm_word(ptr %st, i64 {hdr["stopped"]})
+  store i64 1, ptr %pstop, align 8
+  call void @llvm.memcpy.p0.p0.i64(ptr align 8 %smem, ptr align 64 %mem, i64 {nbytes}, i1 false)
+  br i1 %tnull, label %stopret, label %scount
+scount:
+  store i64 %i, ptr %trained, align 8
+  br label %stopret
+stopret:
+  ret i32 1
+}}
+
+define i32 @azc_model_predict(ptr %st, ptr %x, i64 %n, ptr %out, ptr %proba) nounwind {{
+entry:
+  %mem = alloca [{size} x double], align 64
+  %valid = call i1 @azm_valid(ptr %st)
+  br i1 %valid, label %args, label %badstate
+badstate:
+  ret i32 -1
+args:
+  %nneg = icmp slt i64 %n, 0
+  %xnull = icmp eq ptr %x, null
+  %npos = icmp sgt i64 %n, 0
+  %nullrows = and i1 %npos, %xnull
+  %bad = or i1 %nneg, %nullrows
+  br i1 %bad, label %badarg, label %start
+badarg:
+  ret i32 -2
+start:
+  %smem = getelementptr inbounds i8, ptr %st, i64 {STATE_HEADER}
+  call void @llvm.memcpy.p0.p0.i64(ptr align 64 %mem, ptr align 8 %smem, i64 {nbytes}, i1 false)
+  %pseed = call ptr @azm_word(ptr %st, i64 {hdr["seed"]})
+  %seed = load i64, ptr %pseed, align 8
+  %ktask = call i64 @azc_task_key(i64 %seed, i64 0)
+  call void @azm_setup_once(ptr %st, ptr %mem, i64 %ktask)
+  %pc = call ptr @azm_word(ptr %st, i64 {hdr["predict_count"]})
+  %c0 = load i64, ptr %pc, align 8
+  %onull = icmp eq ptr %out, null
+  %pnull = icmp eq ptr %proba, null
+  %v0.p = getelementptr inbounds double, ptr %mem, i64 {voff}
+  %s1.p = getelementptr inbounds double, ptr %mem, i64 1
+  br label %head
+head:
+  %i = phi i64 [ 0, %start ], [ %i1, %next ]
+  %more = icmp slt i64 %i, %n
+  br i1 %more, label %body, label %done
+body:
+  %xo = mul i64 %i, {F}
+  %xp = getelementptr inbounds double, ptr %x, i64 %xo
+  %xv = load {vt}, ptr %xp, align 8
+  store {vt} %xv, ptr %v0.p, align 8
+  store double 0.0, ptr %mem, align 8
+  %c = add i64 %c0, %i
+  %csh = shl i64 %c, 2
+  %vid = or i64 %csh, 3
+  %kv = call i64 @azc_exec_key(i64 %ktask, i64 %vid)
+  call void @azm_predict(ptr %mem, i64 %kv)
+  %s1 = load double, ptr %s1.p, align 8
+  br i1 %onull, label %noout, label %wout
+wout:
+  %op = getelementptr inbounds double, ptr %out, i64 %i
+  store double %s1, ptr %op, align 8
+  br label %noout
+noout:
+  br i1 %pnull, label %next, label %wproba
+wproba:
+  %pr = call double @azm_sigmoid(double %s1)
+  %pp = getelementptr inbounds double, ptr %proba, i64 %i
+  store double %pr, ptr %pp, align 8
+  br label %next
+next:
+  %i1 = add i64 %i, 1
+  br label %head
+done:
+  %cn = add i64 %c0, %n
+  store i64 %cn, ptr %pc, align 8
+  call void @llvm.memcpy.p0.p0.i64(ptr align 8 %smem, ptr align 64 %mem, i64 {nbytes}, i1 false)
+  ret i32 0
+}}
+""")
+    return "\n".join(parts)
+
+
+def _s64(x: int) -> int:
+    return x - (1 << 64) if x >= 1 << 63 else x
+
+
+def header_constants(memory: MemoryConfig, features: int, eval_type: int) -> str:
+    """`#define`s of one model's sizes, for the exported copy of model.h."""
+    layout = Layout.of(memory, features)
+    return "\n".join([
+        f"#define AZC_MODEL_FEATURES {features}      /* F: features per example */",
+        f"#define AZC_MODEL_SCALARS {memory.scalars}",
+        f"#define AZC_MODEL_VECTORS {memory.vectors}",
+        f"#define AZC_MODEL_MATRICES {memory.matrices}",
+        f"#define AZC_MODEL_MEMORY_SIZE {layout.size}   /* float64 in the memory buffer */",
+        f"#define AZC_MODEL_STATE_SIZE {state_size(layout)}  /* bytes of an azc_model_state */",
+        f"#define AZC_MODEL_EVAL_TYPE {eval_type}      /* 1 RMS_ERROR, 4 ACCURACY */",
+        f"#define AZC_MODEL_VECTOR_BASE {layout.vector_base}",
+        f"#define AZC_MODEL_VECTOR_STRIDE {layout.vector_stride}",
+        f"#define AZC_MODEL_MATRIX_BASE {layout.matrix_base}",
+        f"#define AZC_MODEL_MATRIX_STRIDE {layout.matrix_stride}",
+    ]) + "\n"
+
+
+__all__ = ["ABI_VERSION", "EXPORTED", "INFO_INT_FIELDS", "INFO_STR_FIELDS", "MAGIC",
+           "STATE_FIELDS", "STATE_HEADER", "STATUS", "header_constants", "model_module",
+           "state_size"]

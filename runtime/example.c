@@ -1,0 +1,69 @@
+/*
+ * example.c -- predictions of an exported azc model from C.
+ *
+ *     cc example.c -I. -L. -lmodel -Wl,-rpath,'$ORIGIN' -o predict
+ *     ./predict state.bin < rows.txt
+ *
+ * Reads rows of F numbers (whitespace separated) from standard input and
+ * prints one prediction per row: s1, and for classification models also
+ * sigmoid(s1).  state.bin is the fitted state `azc export --train` saved
+ * (the raw bytes of an azc_model_state); without it the model only ran Setup.
+ * Numbers print with 17 significant digits, so they read back exactly.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "model.h"
+
+int main(int argc, char **argv) {
+    const azc_model_info_t *info = azc_model_info();
+    int64_t features = info->features;
+    azc_model_state *m = azc_model_new(0);
+    double *x = malloc((size_t)features * sizeof(double));
+    if (m == NULL || x == NULL) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    if (argc > 1) {
+        FILE *f = fopen(argv[1], "rb");
+        size_t size = (size_t)azc_model_state_size();
+        if (f == NULL) {
+            perror(argv[1]);
+            return 1;
+        }
+        if (fread(m, 1, size, f) != size || m->magic != AZC_MODEL_MAGIC ||
+            m->abi_version != AZC_MODEL_ABI_VERSION) {
+            fprintf(stderr, "%s: not a state of this model (%zu bytes expected)\n", argv[1],
+                    size);
+            return 1;
+        }
+        fclose(f);
+    }
+    for (;;) {
+        int64_t j = 0;
+        while (j < features && scanf("%lf", &x[j]) == 1) {
+            j++;
+        }
+        if (j == 0) {
+            break;
+        }
+        if (j < features) {
+            fprintf(stderr, "a row needs %lld numbers, got %lld\n", (long long)features,
+                    (long long)j);
+            return 1;
+        }
+        double s1, p;
+        if (azc_model_predict(m, x, 1, &s1, &p) != AZC_OK) {
+            fprintf(stderr, "azc_model_predict failed\n");
+            return 1;
+        }
+        if (info->eval_type == AZC_ACCURACY) {
+            printf("%.17g %.17g\n", s1, p);
+        } else {
+            printf("%.17g\n", s1);
+        }
+    }
+    free(x);
+    azc_model_free(m);
+    return 0;
+}
