@@ -27,6 +27,7 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 import numpy as np
 
@@ -246,16 +247,16 @@ def positional_slots(instrs: Sequence[Instr]) -> tuple[Instr, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
-class Program:
-    """An algorithm: the Setup, Predict and Learn component functions."""
+class Program(NamedTuple):
+    """An algorithm: the Setup, Predict and Learn component functions.
+
+    An immutable triple of instruction tuples (a NamedTuple: cheap to build,
+    which evolution does for every child); `program[component]` is one of them.
+    """
 
     setup: tuple[Instr, ...] = ()
     predict: tuple[Instr, ...] = ()
     learn: tuple[Instr, ...] = ()
-
-    def __getitem__(self, component: Component | int) -> tuple[Instr, ...]:
-        return (self.setup, self.predict, self.learn)[component]
 
     def components(self) -> Iterator[tuple[Component, tuple[Instr, ...]]]:
         """(component, instructions) for Setup, Predict, Learn."""
@@ -265,9 +266,12 @@ class Program:
 
     def replace(self, component: Component | int, instrs: Iterable[Instr]) -> Program:
         """A copy with one component function replaced."""
-        parts = [self.setup, self.predict, self.learn]
-        parts[component] = tuple(instrs)
-        return Program(*parts)
+        new = instrs if isinstance(instrs, tuple) else tuple(instrs)
+        if component == 0:
+            return Program(new, self.predict, self.learn)
+        if component == 1:
+            return Program(self.setup, new, self.learn)
+        return Program(self.setup, self.predict, new)
 
     def sizes(self) -> tuple[int, int, int]:
         """Number of instructions in Setup, Predict and Learn."""

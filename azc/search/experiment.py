@@ -466,16 +466,22 @@ def _loop(run: Run, reporter: _Reporter, out: Path | None, limit_individuals: in
             used = ev.counters.train_steps - run.steps_init
             if used >= cfg.max_train_steps - run.steps_init or run.stopped:
                 run._finish_search()
-                reporter.report(run.history[-1])
-                if cfg.sufficient_fitness < math.inf and run.best_select > cfg.sufficient_fitness:
-                    run.stopped = "sufficient_fitness"
-                elif cfg.max_experiments and run.experiment >= cfg.max_experiments:
-                    run.stopped = run.stopped or "max_experiments"
+                _end_experiment(run, reporter)
         elif reporter.wants_live():
             reporter.report(_progress(run, rate), live=True)
         if out is not None and time.monotonic() - last_checkpoint >= checkpoint_every:
             save_checkpoint(run, out)
             last_checkpoint = time.monotonic()
+
+
+def _end_experiment(run: Run, reporter: _Reporter) -> None:
+    """After a search experiment's candidate was selected: report, and the stopping rules."""
+    cfg = run.config
+    reporter.report(run.history[-1])
+    if cfg.sufficient_fitness < math.inf and run.best_select > cfg.sufficient_fitness:
+        run.stopped = "sufficient_fitness"
+    elif cfg.max_experiments and run.experiment >= cfg.max_experiments:
+        run.stopped = run.stopped or "max_experiments"
 
 
 def _island_loop(run: Run, reporter: _Reporter, out: Path | None,
@@ -517,14 +523,10 @@ def _island_loop(run: Run, reporter: _Reporter, out: Path | None,
         init = sum(r.steps_init for r in reports)
         if used >= cfg.max_train_steps - init or run.stopped:
             run._select(*combined_best(reports))
-            reporter.report(run.history[-1])
             run.base_individuals, run.base_steps = run.individuals, run.train_steps
             run.arch.close()
             run.arch = None
-            if cfg.sufficient_fitness < math.inf and run.best_select > cfg.sufficient_fitness:
-                run.stopped = "sufficient_fitness"
-            elif cfg.max_experiments and run.experiment >= cfg.max_experiments:
-                run.stopped = run.stopped or "max_experiments"
+            _end_experiment(run, reporter)
         else:
             run.arch.migrate(reports, run.rnd)
         if out is not None and time.monotonic() - last_checkpoint >= checkpoint_every:

@@ -183,9 +183,14 @@ class Mutator:
         return log_scale(value, rnd.normal())
 
 
-def _replace(ins: Instr, **fields: float) -> Instr:
-    values = {"op": ins.op, "out": ins.out, "in1": ins.in1, "in2": ins.in2, "c0": ins.c0,
-              "c1": ins.c1, "c2": ins.c2}
-    values.update(fields)
-    return Instr(values["op"], int(values["out"]), int(values["in1"]), int(values["in2"]),
-                 float(values["c0"]), float(values["c1"]), float(values["c2"]))
+_FIELDS = {"out": 1, "in1": 2, "in2": 3, "c0": 4, "c1": 5, "c2": 6}
+
+
+def _replace(ins: Instr, **changes: float) -> Instr:
+    """A copy of an instruction with some fields changed (never a random op's slot)."""
+    values = list(ins.fields())
+    for name, value in changes.items():
+        values[_FIELDS[name]] = value
+    op, out, in1, in2, c0, c1, c2 = values
+    return Instr(int(op), int(out), int(in1), int(in2), float(c0), float(c1), float(c2),
+                 ins.slot)
