@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import lark
 from lark import Lark, Token, Tree
@@ -103,11 +104,11 @@ class _Resolver:
     def error(self, message: str, where: Token | Tree) -> ParseError:
         return ParseError(message, self.src.at(where))
 
-    def addr(self, tok: Token) -> tuple[Kind, int]:
+    def addr(self, tok: Any) -> tuple[Kind, int]:
         text = str(tok)
         return _KIND_OF[text[0]], int(text[1:])
 
-    def number(self, tok: Token, float32: bool = False) -> float:
+    def number(self, tok: Any, float32: bool = False) -> float:
         try:
             value = float(str(tok))
         except ValueError:
@@ -170,7 +171,7 @@ class _Resolver:
             where[f"c{i}"] = t
         return Instr.make(op, out_addr, consts=consts), where
 
-    def call(self, expr: Tree, out_kind: Kind, out_addr: int, out_tok: Token,
+    def call(self, expr: Tree, out_kind: Kind, out_addr: int, out_tok: Any,
              where: dict) -> tuple[Instr, dict]:
         name_tok, *args = expr.children
         name = str(name_tok)
@@ -187,7 +188,7 @@ class _Resolver:
             assert op is not None
             values = [self.number(a.children[0], float32=True) for a in nums]
             return Instr.make(op, out_addr, consts=values), where
-        addrs: list[Token] = []
+        addrs: list[Any] = []
         axis: int | None = None
         for a in args:
             if a.data == "arg_num":
@@ -208,8 +209,8 @@ class _Resolver:
                 addrs.append(a.children[0])
         return self.apply(name, addrs, axis, expr, out_tok, where, f"{name}()")
 
-    def apply(self, func: str, operands: list[Token], axis: int | None, expr: Tree,
-              out_tok: Token, where: dict, shown: str) -> tuple[Instr, dict]:
+    def apply(self, func: str, operands: list[Any], axis: int | None, expr: Tree,
+              out_tok: Any, where: dict, shown: str) -> tuple[Instr, dict]:
         kinds = tuple(self.addr(t)[0] for t in operands)
         op = lookup(func, kinds, axis)
         got = ", ".join([k.word for k in kinds] + ([f"axis={axis}"] if axis is not None else []))
@@ -228,7 +229,8 @@ class _Resolver:
             toks.reverse()
         for name, tok in zip(("in1", "in2"), toks):
             where[name] = tok
-        return Instr.make(op, out_addr, *addrs), where
+        addrs += [0, 0]
+        return Instr.make(op, out_addr, addrs[0], addrs[1]), where
 
 
 def _lark_error(err: lark.exceptions.LarkError, src: _Source) -> ParseError:
@@ -305,7 +307,7 @@ def parse(text: str, filename: str = "<text>", memory: MemoryConfig | None = Non
 
 
 def _header(line: Tree, seen: dict[Component, int], src: _Source) -> Component:
-    name_tok = line.children[0]
+    name_tok: Any = line.children[0]
     name = str(name_tok)
     if name not in _HEADERS:
         raise ParseError(f"unknown component function '{name}'; expected Setup, Predict or "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class Memory:
         """The value at an address (a scalar, or a view of a vector/matrix)."""
         return self.banks[kind][addr]
 
-    def write(self, kind: Kind, addr: int, value: object) -> None:
+    def write(self, kind: Kind, addr: int, value: Any) -> None:
         """Store a value at an address."""
         self.banks[kind][addr] = value
 
@@ -122,6 +123,7 @@ class Executor:
         task, mem = self.task, self.mem
         n = task.num_train
         accuracy = task.eval_type is EvalType.ACCURACY
+        assert task.train_order is not None  # Task always fills it in
         for t in range(first_step, first_step + num_steps):
             self.steps_done += 1
             i = int(task.train_order[t // n, t % n])

@@ -326,7 +326,8 @@ class MemoryConfig:
         """The smallest memory that holds every address the program uses."""
         top = [2, 1, 0]
         for _, _, ins in program.instructions():
-            for kind, addr in ins.inputs() + ([ins.output()] if ins.output() else []):
+            out = ins.output()
+            for kind, addr in ins.inputs() + ([out] if out is not None else []):
                 top[kind] = max(top[kind], addr + 1)
         return MemoryConfig(top[0], top[1], top[2], features)
 
@@ -351,14 +352,14 @@ def check_instr(ins: Instr, memory: MemoryConfig) -> tuple[str, str] | None:
     if o.out is not None:
         named.append((o.out, ins.out, "out"))
     for kind, addr, fld in named:
-        n = memory.size(kind)
+        n = memory.size(kind)  # (addresses first; constants below)
         if 0 <= addr < n:
             continue
         have = (f"{n} {kind.word} address{'es' if n != 1 else ''} "
                 f"({kind.letter}0..{kind.letter}{n - 1})" if n else f"no {kind.word} addresses")
         return f"address {kind.letter}{addr} is out of range: the memory has {have}", fld
-    for i, kind in enumerate(o.consts):
-        if kind is not Const.INDEX:
+    for i, ckind in enumerate(o.consts):
+        if ckind is not Const.INDEX:
             continue
         idx = ins.consts[i]
         if idx < 0 or idx != int(idx):

@@ -42,8 +42,8 @@ def format_instr(ins: Instr) -> str:
         fields["c"] = f"{op.out.letter}{ins.out}"
     for name, kind, addr in zip("ab", op.ins, (ins.in1, ins.in2)):
         fields[name] = f"{kind.letter}{addr}"
-    for i, kind in enumerate(op.consts):
-        fields[f"k{i}"] = _const(kind, ins.consts[i])
+    for i, ckind in enumerate(op.consts):
+        fields[f"k{i}"] = _const(ckind, ins.consts[i])
     return op.template.format(**fields)
 
 

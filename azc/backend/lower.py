@@ -447,7 +447,7 @@ def _emit_op(op_id: int, e: Emit) -> None:
     elif op_id == 43:
         tmp = e.temp(F * F)
 
-        def row(i: str) -> None:
+        def product_row(i: str) -> None:
             acc = b.alloca(e.vt, "acc")
             first = e.vop("fmul", e.splat(e.lds("%a", e.row_index(i))), e.ldv("%b", 0))
             b(f"store {e.vt} {first}, ptr {acc}, align 8")
@@ -464,7 +464,7 @@ def _emit_op(op_id: int, e: Emit) -> None:
             fin = b.t("v")
             b(f"{fin} = load {e.vt}, ptr {acc}, align 8")
             e.stv(tmp, fin, i)
-        b.loop(F, row)
+        b.loop(F, product_row)
         e.copy_rows("%out", tmp)
     elif op_id in (44, 47):
         fn = _min_first if op_id == 44 else _max_first

@@ -37,6 +37,7 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from azc.errors import ConfigError
 from azc.ir import Component, MemoryConfig
@@ -167,9 +168,9 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path | None = N
     get = _Getter(data, source)
     memory = _memory(get)
     ops = tuple(get.ops(f"{c.attr}_ops") for c in Component)
-    size_init = tuple(get.int(f"{c.attr}_size_init", 0, lo=0) for c in Component)
-    size_min = tuple(get.int(f"{c.attr}_size_min", 0, lo=0) for c in Component)
-    size_max = tuple(get.int(f"{c.attr}_size_max", 0, lo=0) or UNLIMITED for c in Component)
+    size_init = tuple(get.integer(f"{c.attr}_size_init", 0, lo=0) for c in Component)
+    size_min = tuple(get.integer(f"{c.attr}_size_min", 0, lo=0) for c in Component)
+    size_max = tuple(get.integer(f"{c.attr}_size_max", 0, lo=0) or UNLIMITED for c in Component)
     search = parse_task_list(data["search_tasks"], source, base, key="search_tasks")
     select = (parse_task_list(data["select_tasks"], source, base, key="select_tasks")
               if "select_tasks" in data else search)
@@ -188,7 +189,7 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path | None = N
     try:
         initial = InitialPopulation.parse(get.value("initial_population", "NO_OP_ALGORITHM",
                                                     (str, int)))
-        types = tuple(MutationType.parse(t) for t in get.list("allowed_mutation_types"))
+        types = tuple(MutationType.parse(t) for t in get.items("allowed_mutation_types"))
     except ConfigError as err:
         raise ConfigError(err.message, where=source) from None
     if not types:
@@ -196,25 +197,25 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path | None = N
     cfg = ExperimentConfig(
         name=str(data.get("name", name)), memory=memory, ops=ops,  # type: ignore[arg-type]
         size_init=size_init, size_min=size_min, size_max=size_max,  # type: ignore[arg-type]
-        population_size=get.int("population_size", lo=2),
-        tournament_size=get.int("tournament_size", lo=1),
+        population_size=get.integer("population_size", lo=2),
+        tournament_size=get.integer("tournament_size", lo=1),
         initial_population=initial, mutation_types=types,
         search_tasks=tuple(search), select_tasks=tuple(select), final_tasks=tuple(final),
-        mutate_prob=get.float("mutate_prob", 0.9, lo=0.0, hi=1.0),
+        mutate_prob=get.number("mutate_prob", 0.9, lo=0.0, hi=1.0),
         fec=_fec(get), train_budget=_budget(get),
-        max_train_steps=get.int("max_train_steps", 80_000_000_000, lo=1),
-        max_abs_error=get.float("max_abs_error", 100.0, lo=0.0),
+        max_train_steps=get.integer("max_train_steps", 80_000_000_000, lo=1),
+        max_abs_error=get.number("max_abs_error", 100.0, lo=0.0),
         combination=combination,
-        progress_every=get.int("progress_every", 10_000, lo=1),
-        sufficient_fitness=get.float("sufficient_fitness", math.inf),
-        max_experiments=get.int("max_experiments", 1, lo=0),
-        randomize_task_seeds=get.bool("randomize_task_seeds", False),
-        random_seed=get.int("random_seed", 1, lo=0),
-        batch_size=get.int("batch_size", 50, lo=1),
+        progress_every=get.integer("progress_every", 10_000, lo=1),
+        sufficient_fitness=get.number("sufficient_fitness", math.inf),
+        max_experiments=get.integer("max_experiments", 1, lo=0),
+        randomize_task_seeds=get.flag("randomize_task_seeds", False),
+        random_seed=get.integer("random_seed", 1, lo=0),
+        batch_size=get.integer("batch_size", 50, lo=1),
         constant_mutation=constant,
         max_individuals=get.optional_int("max_individuals"),
         time_limit=get.optional_float("time_limit"),
-        migrate_every=get.int("migrate_every", 10, lo=1),
+        migrate_every=get.integer("migrate_every", 10, lo=1),
         source=source, raw=data)
     _check(cfg)
     return cfg
@@ -230,14 +231,14 @@ def _check(cfg: ExperimentConfig) -> None:
                               f"{c.attr}_size_max ({cfg.size_max[c]})", where=cfg.source)
     features = {s.features_size for s in cfg.search_tasks}
     if len(features) != 1 or None in features:
-        raise ConfigError(f"search_tasks must share one features_size, got {sorted(features)}",
-                          where=cfg.source)
+        raise ConfigError(f"search_tasks must share one features_size, got "
+                          f"{sorted(f for f in features if f is not None)}", where=cfg.source)
 
 
 def _memory(get: _Getter) -> MemoryConfig:
     try:
-        return MemoryConfig(get.int("scalars", 20), get.int("vectors", 20),
-                            get.int("matrices", 20))
+        return MemoryConfig(get.integer("scalars", 20), get.integer("vectors", 20),
+                            get.integer("matrices", 20))
     except ConfigError:
         raise
     except Exception as err:  # VerifyError from MemoryConfig: name the keys
@@ -254,9 +255,10 @@ def _fec(get: _Getter) -> FecConfig | None:
             raise ConfigError(f"unknown key 'fec.{key}' (valid: {', '.join(valid)})",
                               where=get.source)
     sub = _Getter(table, get.source, prefix="fec.")
-    return FecConfig(sub.int("num_train_examples", 10, lo=1),
-                     sub.int("num_valid_examples", 10, lo=1),
-                     sub.int("cache_size", 100_000, lo=1), sub.int("forget_every", 100, lo=0))
+    return FecConfig(sub.integer("num_train_examples", 10, lo=1),
+                     sub.integer("num_valid_examples", 10, lo=1),
+                     sub.integer("cache_size", 100_000, lo=1),
+                     sub.integer("forget_every", 100, lo=0))
 
 
 def _budget(get: _Getter) -> BudgetConfig | None:
@@ -275,7 +277,7 @@ def _budget(get: _Getter) -> BudgetConfig | None:
     except ConfigError as err:
         raise ConfigError(f"train_budget.train_budget_baseline: {err.message}",
                           where=get.source) from None
-    return BudgetConfig(baseline, sub.float("train_budget_threshold_factor", 2.0, lo=0.0))
+    return BudgetConfig(baseline, sub.number("train_budget_threshold_factor", 2.0, lo=0.0))
 
 
 class _Getter:
@@ -287,7 +289,7 @@ class _Getter:
     def fail(self, key: str, what: str) -> ConfigError:
         return ConfigError(f"{self.prefix}{key}: {what}", where=self.source)
 
-    def value(self, key: str, default: object, types: type | tuple) -> object:
+    def value(self, key: str, default: Any, types: type | tuple) -> Any:
         if key not in self.data:
             return default
         v = self.data[key]
@@ -298,7 +300,7 @@ class _Getter:
             raise self.fail(key, f"expected {names}, got {v!r}")
         return v
 
-    def int(self, key: str, default: int | None = None, lo: int | None = None) -> int:
+    def integer(self, key: str, default: int | None = None, lo: int | None = None) -> int:
         if key not in self.data and default is None:
             raise self.fail(key, "missing")
         v = self.value(key, default, (int, float))
@@ -312,10 +314,10 @@ class _Getter:
         return v
 
     def optional_int(self, key: str) -> int | None:
-        return None if key not in self.data else self.int(key, lo=1)
+        return None if key not in self.data else self.integer(key, lo=1)
 
-    def float(self, key: str, default: float, lo: float | None = None,
-              hi: float | None = None) -> float:
+    def number(self, key: str, default: float, lo: float | None = None,
+               hi: float | None = None) -> float:
         v = self.value(key, default, (int, float, str))
         try:
             x = float(v)  # type: ignore[arg-type]
@@ -327,21 +329,21 @@ class _Getter:
         return x
 
     def optional_float(self, key: str) -> float | None:
-        return None if key not in self.data else self.float(key, 0.0, lo=0.0)
+        return None if key not in self.data else self.number(key, 0.0, lo=0.0)
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         v = self.value(key, default, bool)
         assert isinstance(v, bool)
         return v
 
-    def list(self, key: str) -> list:
+    def items(self, key: str) -> list:
         v = self.value(key, [], list)
         assert isinstance(v, list)
         return v
 
     def ops(self, key: str) -> tuple[int, ...]:
         out = []
-        for item in self.list(key):
+        for item in self.items(key):
             if isinstance(item, int) and not isinstance(item, bool):
                 if not 0 <= item < NUM_OPS:
                     raise self.fail(key, f"op id {item} is not an op (0..{NUM_OPS - 1})")

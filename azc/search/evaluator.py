@@ -167,9 +167,9 @@ class SearchEvaluator:
         t2 = clock()
         if fec is not None:
             if todo:
-                got, steps = self._fingerprints(live, todo)
+                got, run_steps = self._fingerprints(live, todo)
                 for r, i in enumerate(todo):
-                    fps[i], fec_steps[i] = got[r], steps[r]
+                    fps[i], fec_steps[i] = got[r], run_steps[r]
             for i in range(n):
                 mi = memos[i]
                 if mi is not None:

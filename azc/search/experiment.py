@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -144,7 +145,7 @@ class Run:
         self.time_limit: float | None = None
         self.workers = 1
         self.migrate_every = 10                   # generations between migrations
-        self.arch = None                          # the islands of the current search
+        self.arch: Any = None                     # the islands (Archipelago) of the search
         self.island_seeds: list[int] | None = None
         self.island_states: list[dict] | None = None
         self.base_individuals = 0                 # individuals of finished searches
@@ -341,6 +342,7 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
     report.
     """
     stream = stream or sys.stderr
+    out: Path | None
     if resume is not None:
         out = Path(resume)
         run = load_checkpoint(out)
@@ -411,7 +413,7 @@ class _StopOnSignal:
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous = None
+        self._previous: Any = None
 
     def __enter__(self) -> _StopOnSignal:
         if threading.current_thread() is threading.main_thread():

@@ -114,16 +114,15 @@ def _worker(conn) -> None:
         except EOFError:
             return
         try:
+            reply: object = None
             if cmd == "start":
                 island = Island(*arg)
-                reply = None
             elif cmd == "advance":
                 assert island is not None
                 reply = island.advance(arg)
             elif cmd == "receive":
                 assert island is not None
                 island.receive(arg)
-                reply = None
             elif cmd == "state":
                 assert island is not None
                 reply = island.state()

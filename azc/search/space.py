@@ -63,6 +63,7 @@ class SearchSpace:
 
     def _maker(self, op: Op):
         """A fast maker of random instructions of an op with inputs (draw order in, in2, out)."""
+        assert op.out is not None
         sizes = [self.memory.size(k) for k in op.ins]
         lo = 0 if op.out is Kind.MATRIX else 1
         span = self.memory.size(op.out) - lo
