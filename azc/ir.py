@@ -268,10 +268,10 @@ class Program(NamedTuple):
         """A copy with one component function replaced."""
         new = instrs if isinstance(instrs, tuple) else tuple(instrs)
         if component == 0:
-            return Program(new, self.predict, self.learn)
+            return _new_program(Program, (new, self[1], self[2]))
         if component == 1:
-            return Program(self.setup, new, self.learn)
-        return Program(self.setup, self.predict, new)
+            return _new_program(Program, (self[0], new, self[2]))
+        return _new_program(Program, (self[0], self[1], new))
 
     def sizes(self) -> tuple[int, int, int]:
         """Number of instructions in Setup, Predict and Learn."""
@@ -290,6 +290,9 @@ class Program(NamedTuple):
     def uses_random(self) -> bool:
         """Whether any instruction draws random numbers."""
         return any(OPS[i.op].random for _, _, i in self.instructions())
+
+
+_new_program = tuple.__new__
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ or the paper's factor U[0.5, 2] with the same flip (`"paper"`).
 
 from __future__ import annotations
 
+import struct
 from enum import IntEnum
 
 from azc.errors import ConfigError
@@ -95,7 +96,7 @@ class Mutator:
                 new = self.alter_param(instrs[i], rnd)
             else:
                 new = self.space.random_instrs(comp, rnd)
-            return program.replace(comp, (*instrs[:i], new, *instrs[i + 1:]))
+            return program.replace(comp, instrs[:i] + (new,) + instrs[i + 1:])
         if kind is MutationType.INSERT_INSTRUCTION:
             if len(instrs) >= self.space.size_max[comp] - 1:
                 return program
@@ -128,18 +129,18 @@ class Mutator:
             return ins
         if op.is_set:
             if rnd.random() < 0.5:
-                return _replace(ins, out=space.output(op.out, rnd))
+                return _patch(ins, 2, space.output(op.out, rnd))
             return self.alter_data(ins, rnd)
         if op.arity == 1:
             if rnd.random() < 0.5:
-                return _replace(ins, in1=space.input(op.ins[0], rnd))
-            return _replace(ins, out=space.output(op.out, rnd))
+                return _patch(ins, 4, space.input(op.ins[0], rnd))
+            return _patch(ins, 2, space.output(op.out, rnd))
         which = rnd.integer(3)
         if which == 0:
-            return _replace(ins, in1=space.input(op.ins[0], rnd))
+            return _patch(ins, 4, space.input(op.ins[0], rnd))
         if which == 1:
-            return _replace(ins, in2=space.input(op.ins[1], rnd))
-        return _replace(ins, out=space.output(op.out, rnd))
+            return _patch(ins, 6, space.input(op.ins[1], rnd))
+        return _patch(ins, 2, space.output(op.out, rnd))
 
     def alter_data(self, ins: Instr, rnd: SearchRandom) -> Instr:
         """A copy with its constants altered (the original's AlterData)."""
@@ -184,6 +185,12 @@ class Mutator:
 
 
 _FIELDS = {"out": 1, "in1": 2, "in2": 3, "c0": 4, "c1": 5, "c2": 6}
+_INT16 = struct.Struct("<h")
+
+
+def _patch(ins: Instr, offset: int, address: int) -> Instr:
+    """A copy of an instruction with the address at byte `offset` (2 out, 4 in1, 6 in2)."""
+    return bytes.__new__(Instr, ins[:offset] + _INT16.pack(address) + ins[offset + 2:])
 
 
 def _replace(ins: Instr, **changes: float) -> Instr:

@@ -41,6 +41,7 @@ class SearchSpace:
     size_max: tuple[int, int, int] = (UNLIMITED, UNLIMITED, UNLIMITED)
     _op_rows: tuple = field(init=False, repr=False, compare=False)
     _makers: dict = field(init=False, repr=False, compare=False)
+    _pool_keys: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for comp, ops in zip(Component, self.ops):
@@ -60,6 +61,8 @@ class SearchSpace:
                                                    for ops in self.ops))
         makers = {op.id: self._maker(op) for op in OPS if op.out is not None and op.ins}
         object.__setattr__(self, "_makers", makers)
+        object.__setattr__(self, "_pool_keys",
+                           tuple(("space", int(c), self.ops[c]) for c in Component))
 
     def _maker(self, op: Op):
         """A fast maker of random instructions of an op with inputs (draw order in, in2, out)."""
@@ -143,7 +146,7 @@ class SearchSpace:
         """`size` random instructions for a component (no-ops if it has no allowed ops)."""
         if not self.ops[comp]:
             return (NOOP,) * size
-        pool = rnd.pools.get(("space", comp, self.ops[comp]))
+        pool = rnd.pools.get(self._pool_keys[comp])
         if pool is None or len(pool) < size:
             pool = self.fill_pool(comp, rnd, max(size, _POOL))
         out = tuple(pool[-size:])
@@ -152,7 +155,7 @@ class SearchSpace:
 
     def random_instrs(self, comp: Component, rnd: SearchRandom) -> Instr:
         """One random instruction of a component (op uniform from its list, then params)."""
-        pool = rnd.pools.get(("space", comp, self.ops[comp]))
+        pool = rnd.pools.get(self._pool_keys[comp])
         if not pool:
             pool = self.fill_pool(comp, rnd, _POOL)
         return pool.pop()
@@ -181,7 +184,7 @@ class SearchSpace:
             rec["out"][sel] = g.integers(lo, self.memory.size(op.out), k)
             self._bulk_consts(op, rec, sel, g)
         buf = rec.tobytes()
-        pool = rnd.pools.setdefault(("space", comp, self.ops[comp]), [])
+        pool = rnd.pools.setdefault(self._pool_keys[comp], [])
         new = bytes.__new__
         pool[:0] = [new(Instr, buf[i:i + 32]) for i in range(0, 32 * n, 32)]
         return pool
