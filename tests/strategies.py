@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from azc.ir import NOOP, Instr, MemoryConfig, Program, as_float32, canonical_slots, slot_at
 from azc.ops import NUM_OPS, OPS, Const, Kind
+from azc.passes import dce
 from azc.tasks.task import EvalType, Task
 
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, float("inf"), float("-inf"), float("nan"), 1e300,
@@ -365,3 +366,33 @@ def program_batches(draw: st.DrawFn, max_features: int = 32, max_size: int = 6,
     ts = [replace(t, index=i) for i, t in enumerate(ts)]
     seeds = draw(st.lists(st.integers(0, 2**64 - 1), min_size=n, max_size=n))
     return mem, progs, ts, seeds
+
+
+def max_abs_errors() -> st.SearchStrategy[float]:
+    """The protocol's error bound: the default (100) half the time, else small ones that
+    stop training early often."""
+    return st.sampled_from([100.0, 100.0, 1.0, 0.05])
+
+
+@st.composite
+def native_runs(draw: st.DrawFn, shared: MemoryConfig, dead_code: bool = False,
+                max_size: int = 6) -> tuple:
+    """(memory, program, task, seed, layout, num_train, num_valid, max_abs_error).
+
+    A `programs_on_tasks` case at feature sizes 1-32 for the native
+    interpreter; with `dead_code`, a `programs_with_dead_code` program after
+    dce instead (its random ops are bound to explicit slots).  `layout`, the
+    interpreter's memory, is the program's own one time in four, else
+    `shared` (which must hold every memory drawn).  The requested training
+    steps and validation examples are sometimes limited (or exceed the task).
+    """
+    features = feature_sizes(32)
+    if dead_code:
+        _, _, mem, padded, task, seed = draw(programs_with_dead_code(32, max_size, features))
+        program = dce(padded)
+    else:
+        mem, program, task, seed = draw(programs_on_tasks(32, max_size, features))
+    layout = mem if draw(st.integers(0, 3)) == 0 else shared
+    num_train = draw(st.one_of(st.none(), st.integers(0, 2 * task.max_train_steps)))
+    num_valid = draw(st.one_of(st.none(), st.integers(0, task.num_valid + 1)))
+    return mem, program, task, seed, layout, num_train, num_valid, draw(max_abs_errors())

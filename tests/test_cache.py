@@ -14,7 +14,8 @@ from azc.backend import cache as cache_mod
 from azc.backend.cache import DiskCache, KernelCache, default_cache_dir, kernel_key
 from azc.backend.jit import Compiler
 from azc.frontend import parse, parse_file
-from azc.ir import Program
+from azc.interp import evaluate_task
+from azc.ir import MemoryConfig, Program
 from azc.tasks import load_tasks
 
 from .test_frontend import EXAMPLES
@@ -170,3 +171,35 @@ def test_default_location_and_off_by_default(tmp_path: Path,
     assert DiskCache().dir == tmp_path / "here" and (tmp_path / "here").is_dir()
     monkeypatch.delenv("AZC_CACHE_DIR")
     assert default_cache_dir() == Path.home() / ".cache" / "azc" / "kernels"
+
+
+def test_a_batch_larger_than_the_cache_is_refused() -> None:
+    items = [kernel_key(parse(f"def Setup():\n  s2 = {i}.5\n"
+                              f"def Predict():\n  s1 = s2 * s2\n"), 4) for i in range(3)]
+    cache = KernelCache(capacity=2)
+    with pytest.raises(ValueError, match="batch of 3 distinct programs .* capacity 2"):
+        cache.kernels_for(items, 4)
+    assert len(cache.kernels_for(items[:2] + items[:2], 4)) == 4
+
+
+def test_batches_with_hits_and_misses_return_live_kernels() -> None:
+    """Hits of a batch are not evicted by its misses, nor their engines closed."""
+    def prog(i: int) -> Program:
+        return parse(f"def Setup():\n  s2 = {i}.5\ndef Predict():\n  s1 = dot(v0, v0)\n"
+                     f"  s1 = s1 * s2\n")
+    items = [kernel_key(prog(i), 4) for i in range(12)]
+    task = load_tasks("linear")[:1]
+    cache = KernelCache(capacity=4, engine_size=2, max_engines=2)
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        picks = rng.choice(12, size=6)
+        while len(set(picks)) > 4:
+            picks = rng.choice(12, size=6)
+        batch = [items[int(i)] for i in picks]
+        kernels = cache.kernels_for(batch, 4)
+        for (key, optimized), kernel in zip(batch, kernels):
+            assert kernel.key == key and not kernel.engine.closed
+            expected = evaluate_task(optimized, task[0], MemoryConfig.fitting(optimized), seed=1)
+            assert kernel.run(task, seed=1)[0].fitness == expected.fitness
+        assert len(cache) <= 4
+    assert cache.stats.hits > 0 and cache.stats.engines_closed > 0

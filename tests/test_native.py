@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from azc.backend import lower, native
 from azc.backend.native import Encoded, decode, native_dce
-from azc.interp import DEFAULT_MAX_ABS_ERROR, evaluate_task
+from azc.interp import evaluate_task
 from azc.ir import NOOP, Instr, MemoryConfig, Program, canonical_slots, slot_at
 from azc.ops import OPS
 from azc.passes import dce, optimize
@@ -40,7 +40,6 @@ SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
 # Interpreters whose layout holds every memory the strategies draw (compiled once per F).
 SHARED = MemoryConfig(8, 6, 4)       # memories() and pass_programs()
 SHARED_PADDED = MemoryConfig(10, 7, 5)  # with_dead_code() adds 2 scalars, a vector, a matrix
-MAX_ERRORS = [DEFAULT_MAX_ABS_ERROR, DEFAULT_MAX_ABS_ERROR, 1.0, 0.05]
 RANDOM = frozenset(op.id for op in OPS if op.random)
 
 
@@ -66,28 +65,6 @@ def describe(program: Program, task: Task, seed: int, layout: MemoryConfig) -> s
             f"F={task.features}), seed {seed}, interpreter layout {layout}")
 
 
-@st.composite
-def interpreter_runs(draw: st.DrawFn, dead_code: bool = False):
-    """(memory, program, task, seed, interpreter layout, num_train, num_valid, max_abs_error).
-
-    With `dead_code`, the program is a `programs_with_dead_code` program after
-    dce: its random ops are bound to explicit slots.  The interpreter layout
-    is the program's own memory one time in four, else a shared larger one.
-    """
-    features = azs.feature_sizes(32)
-    if dead_code:
-        _, _, mem, padded, task, seed = draw(azs.programs_with_dead_code(32, 6, features))
-        program, shared = dce(padded), SHARED_PADDED
-    else:
-        mem, program, task, seed = draw(azs.programs_on_tasks(32, 6, features))
-        shared = SHARED
-    layout = mem if draw(st.integers(0, 3)) == 0 else shared
-    num_train = draw(st.one_of(st.none(), st.integers(0, 2 * task.max_train_steps)))
-    num_valid = draw(st.one_of(st.none(), st.integers(0, task.num_valid + 1)))
-    return (mem, program, task, seed, layout, num_train, num_valid,
-            draw(st.sampled_from(MAX_ERRORS)))
-
-
 def check_run(case) -> None:
     mem, program, task, seed, layout, num_train, num_valid, max_err = case
     expected = evaluate_task(program, task, mem, seed=seed, num_train=num_train,
@@ -101,13 +78,13 @@ def check_run(case) -> None:
 
 
 @settings(max_examples=200, **SETTINGS)
-@given(interpreter_runs())
+@given(azs.native_runs(SHARED))
 def test_interpreter_matches_the_reference(case) -> None:
     check_run(case)
 
 
 @settings(max_examples=100, **SETTINGS)
-@given(interpreter_runs(dead_code=True))
+@given(azs.native_runs(SHARED_PADDED, dead_code=True))
 def test_interpreter_matches_the_reference_after_dce(case) -> None:
     """Programs after dce: random ops after removed code keep their slots explicitly."""
     check_run(case)
@@ -137,14 +114,60 @@ def test_interpreter_runs_random_ops_with_explicit_slots() -> None:
             assert_same_result(got, expected, describe(prog, task, 5, layout))
 
 
+EDGE = [0.0, -0.0, 1.0, -1.0, 0.5, float("inf"), float("-inf"), float("nan"), 1e300, -1e300,
+        5e-324]
+
+
+def op_on(op: int, a: float, b: float) -> Program:
+    """Predict: s2 = a, s3 = b (broadcast into v1, v2 and m0, m1 as the op needs), the op on
+    them, and its output into s1 exactly (scalars directly, else by op 50/51: a mean)."""
+    o = OPS[op]
+    setup = [Instr.make(56, 2, consts=[a]), Instr.make(56, 3, consts=[b])]
+    kinds = {int(k) for k in o.ins} | {int(o.out)}
+    if kinds & {1, 2}:
+        setup += [Instr.make(19, 1, 2), Instr.make(19, 2, 3)]
+    if 2 in kinds:
+        setup += [Instr.make(32, 0, 1), Instr.make(32, 1, 2)]
+    first = {0: 2, 1: 1, 2: 0}   # the address holding a, per kind
+    second = {0: 3, 1: 2, 2: 1}  # the address holding b
+    ins = [first[int(o.ins[0])]] if o.ins else []
+    if len(o.ins) > 1:
+        ins.append(second[int(o.ins[1])] if o.ins[1] == o.ins[0] else first[int(o.ins[1])])
+    out = {0: 1, 1: 1, 2: 0}[int(o.out)]
+    sink = {0: [], 1: [Instr.make(50, 1, 1)], 2: [Instr.make(51, 1, 0)]}[int(o.out)]
+    return Program(predict=(*setup, Instr.make(o, out, *ins), *sink))
+
+
+@pytest.mark.parametrize("F", [1, 3])
+def test_every_op_on_special_values(F: int) -> None:
+    """Each op (but the setters) on every pair of special values, signed zeros included;
+    at F=1 a mean is its one element, so the prediction is the op's result bit for bit."""
+    mem = MemoryConfig(4, 3, 2)
+    task = Task(np.zeros((1, F)), np.zeros(1), np.zeros((1, F)), np.zeros(1), name="zeros")
+    interp = native.interpreter(mem, F)
+    for op in range(1, 56):
+        for a in EDGE:
+            for b in EDGE:
+                prog = op_on(op, a, b)
+                expected = evaluate_task(prog, task, mem, record=True, record_errors=True)
+                got = interp.run(prog, [task], record=True, record_errors=True)[0]
+                assert_same_result(got, expected, describe(prog, task, 0, mem))
+
+
+# A program whose every prediction is a random draw.
+DRAWS = Program(predict=(Instr.make(59, 1, consts=[-1.0, 1.0]),))
+
+
 @settings(max_examples=60, **SETTINGS)
 @given(azs.program_batches(), st.booleans(), st.one_of(st.none(), st.integers(0, 8)),
-       st.sampled_from(MAX_ERRORS))
+       azs.max_abs_errors())
 def test_run_batch_matches_single_runs(case, encode: bool, num_train: int | None,
                                        max_err: float) -> None:
     """Many programs with their own seeds in one call, errors recorded, against single
     runs of the native interpreter and of the reference."""
     mem, programs, tasks, seeds = case
+    programs = [*programs, DRAWS]  # its predictions tell the seeds apart
+    seeds = [*seeds, seeds[0] ^ 0x5DEECE66D]
     F = tasks[0].features
     interp = native.interpreter(SHARED, F)
     n, nt = len(programs), len(tasks)
@@ -256,7 +279,7 @@ def test_native_dce_edge_cases() -> None:
 def random_small_program(rng: np.random.Generator) -> Program:
     """A program from a tiny space (3 scalars, 2 vectors, 1 matrix, F=2, a few ops, short
     components, two constants), so that many programs share their dce'd form."""
-    ops = [0, 1, 3, 16, 18, 21, 23, 27, 56, 57, 59, 62]
+    ops = [0, 1, 3, 16, 18, 21, 23, 27, 34, 56, 57, 58, 59, 62]
     mem = MemoryConfig(3, 2, 1, 2)
 
     def instr() -> Instr:

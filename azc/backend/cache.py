@@ -15,7 +15,7 @@ fingerprint (azc's version and code generator, llvmlite's version, the
 target triple, CPU name and features, the optimization levels).  A kernel
 found there is loaded without any LLVM optimization or code generation; one
 that is not is compiled alone in its module (so that its object code is its
-own: about a quarter slower than compiling it in a batch) and saved.  Files
+own: 20-25% slower than compiling it in a batch of 100) and saved.  Files
 carry a checksum over key and content, are written atomically, and are
 bounded in total bytes (least recently used first); a missing, truncated or
 corrupt file is a miss (and is replaced), never a crash: LLVM is only ever
@@ -108,18 +108,35 @@ class KernelCache:
         return kernel
 
     def kernels_for(self, items: list[tuple[str, Program]], features: int) -> list[Kernel]:
-        """Kernels for many (key, optimized program); misses are compiled in one batch."""
-        missing = [(k, p) for k, p in items
-                   if k not in self.kernels or self.kernels[k].engine.closed]
+        """Kernels for many (key, optimized program); misses are compiled in one batch
+        (with a disk cache: loaded from disk, or compiled one by one and saved).
+
+        A batch may hold at most `capacity` distinct keys (else some of its kernels
+        would be evicted, and their code possibly freed, before they are returned).
+        """
+        distinct = len({k for k, _ in items})
+        if distinct > self.capacity:
+            raise ValueError(f"a batch of {distinct} distinct programs does not fit a kernel "
+                             f"cache of capacity {self.capacity}")
+        missing = []
+        keep: set[int] = set()  # engines holding this batch's kernels: never closed for it
+        for key, program in items:
+            k = self.kernels.get(key)
+            if k is None or k.engine.closed:
+                missing.append((key, program))
+                continue
+            self.kernels.move_to_end(key)  # hits first, so the misses cannot evict them
+            self._touch(k.engine)
+            keep.add(id(k.engine))
         unique = list(dict(missing).items())
         if unique:
             for (key, _), kern in zip(unique, self._make(unique, features)):
-                self._insert(key, kern)
+                keep.add(id(kern.engine))
+                self._insert(key, kern, keep)
         out = []
         for key, _ in items:
-            k = self.kernels[key]
+            out.append(self.kernels[key])
             self.kernels.move_to_end(key)
-            out.append(k)
         self.stats.misses += len(missing)
         self.stats.hits += len(items) - len(missing)
         return out
@@ -159,7 +176,9 @@ class KernelCache:
         self.disk.put(dkey, data)
         return kernel
 
-    def _insert(self, key: str, kernel: Kernel) -> None:
+    def _insert(self, key: str, kernel: Kernel, keep: set[int] | None = None) -> None:
+        """Cache a kernel, then evict down to the bounds (engines in `keep`, by id, stay
+        open: the batch being built holds kernels in them)."""
         self.kernels[key] = kernel
         eid = id(kernel.engine)
         engine, live = self.engines.get(eid, (kernel.engine, 0))
@@ -168,7 +187,10 @@ class KernelCache:
         while len(self.kernels) > self.capacity:
             self._evict(next(iter(self.kernels)))
         while len(self.engines) > self.max_engines:
-            self._close_engine(next(iter(self.engines)))
+            victim = next((e for e in self.engines if not keep or e not in keep), None)
+            if victim is None:
+                break  # every open engine holds kernels of this batch: close them later
+            self._close_engine(victim)
 
     def _touch(self, engine: Engine) -> None:
         if id(engine) in self.engines:
