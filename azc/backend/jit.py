@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -215,8 +215,8 @@ class Kernel:
     engine: Engine
     compile_seconds: float
     memory: MemoryConfig
-    cfunc: object = field(repr=False, default=None)
-    runner: object = field(repr=False, default=None)
+    cfunc: Any = field(repr=False, default=None)
+    runner: Any = field(repr=False, default=None)
 
     def __post_init__(self) -> None:
         self.cfunc = KERNEL_SIGNATURE(self.address)
@@ -277,6 +277,7 @@ class TaskBatch:
             desc[r, col["train_y"]] = t.train_y.ctypes.data
             desc[r, col["valid_x"]] = t.valid_x.ctypes.data
             desc[r, col["valid_y"]] = t.valid_y.ctypes.data
+            assert t.train_order is not None  # Task always fills it in
             desc[r, col["order"]] = t.train_order.ctypes.data
             desc[r, col["num_train"]] = t.num_train
             desc[r, col["num_valid"]] = t.num_valid
@@ -303,6 +304,8 @@ class TaskBatch:
                 max_abs_error: float = DEFAULT_MAX_ABS_ERROR, num_train: int | None = None,
                 num_valid: int | None = None) -> np.ndarray:
         """Per-task fitness only (the fast path: no result objects, no recording)."""
+        if kernel.engine.closed:
+            raise JitError("this kernel's native code was freed (evicted from the cache)")
         self._set_requests(num_train, num_valid)
         kernel.cfunc(self.desc.ctypes.data, len(self.tasks), seed & 0xFFFFFFFFFFFFFFFF,
                      float(max_abs_error), self.out.ctypes.data)
@@ -401,7 +404,7 @@ class Compiler:
         self.compiled = 0
         self.loaded = 0
         self.compile_seconds = 0.0
-        self._emitter = None  # a target machine for emit_object, never given to an engine
+        self._emitter: Any = None  # a target machine for emit_object, never given to an engine
         self._fingerprint: str | None = None
 
     @property

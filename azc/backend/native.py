@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -64,9 +65,11 @@ class NativeInterpreter:
         if max(memory.scalars, memory.vectors, memory.matrices) > 32767:
             raise JitError("the native interpreter supports at most 32767 addresses per kind")
         compiler = compiler or default_compiler()
-        text = lower.interpreter_module(memory, features)
+        name = (f"azc_interp_s{memory.scalars}_v{memory.vectors}_m{memory.matrices}"
+                f"_f{features}")  # unique per layout: engines resolve symbols by name
+        text = lower.interpreter_module(memory, features, name)
         engine, addrs, self.compile_seconds = compiler.compile_text(
-            text, ["azc_interp", "azc_interp_batch"])
+            text, [name, f"{name}_batch"])
         self._engine: Engine = engine
         self._one = _ONE(addrs[0])
         self._batch = _BATCH(addrs[1])
@@ -83,7 +86,7 @@ class NativeInterpreter:
         """One program on tasks, with TaskResults like the other backends."""
         enc = Encoded.of([program])
         batch = TaskBatch.of(tasks, self.features)
-        shim = _InterpKernel(self, enc)
+        shim: Any = _InterpKernel(self, enc)  # quacks like a Kernel for TaskBatch.run
         return batch.run(shim, seed, max_abs_error, num_train, num_valid, record, record_errors)
 
     def run_batch(self, programs: Sequence[Program] | Encoded, tasks: Sequence[Task],
@@ -107,9 +110,16 @@ class NativeInterpreter:
         if errors is not None:
             tr, va = errors
             if tr.shape != va.shape or tr.shape[:2] != (n, len(tasks)) or \
-                    not (tr.flags.c_contiguous and va.flags.c_contiguous):
+                    not (tr.flags.c_contiguous and va.flags.c_contiguous) or \
+                    tr.dtype != np.float64 or va.dtype != np.float64:
                 raise JitError(f"error buffers must be two C-contiguous float64 arrays of shape "
                                f"({n}, {len(tasks)}, k), got {tr.shape} and {va.shape}")
+            need = max(max(min(t.num_train, t.num_train if num_train is None else num_train),
+                           min(t.num_valid, t.num_valid if num_valid is None else num_valid))
+                       for t in tasks)  # errors are recorded for the first epoch only
+            if tr.shape[2] < need:
+                raise JitError(f"error buffers hold {tr.shape[2]} errors per task; recording "
+                               f"needs {need}")
             row = tr.shape[2] * 8
             batch.desc[:, col["rec_train_err"]] = tr.ctypes.data + np.arange(len(tasks)) * row
             batch.desc[:, col["rec_valid_err"]] = va.ctypes.data + np.arange(len(tasks)) * row

@@ -96,7 +96,7 @@ class Mutator:
                 new = self.alter_param(instrs[i], rnd)
             else:
                 new = self.space.random_instrs(comp, rnd)
-            return program.replace(comp, instrs[:i] + (new,) + instrs[i + 1:])
+            return program.replace(comp, instrs[:i] + (new,) + instrs[i + 1:])  # noqa: RUF005
         if kind is MutationType.INSERT_INSTRUCTION:
             if len(instrs) >= self.space.size_max[comp] - 1:
                 return program
