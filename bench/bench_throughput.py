@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from azc.search.collector import paused_collector
 from azc.search.experiment import Run, evolve
 
 
@@ -25,9 +26,10 @@ def one_core(individuals: int, seed: int, config: str) -> None:
     evo, ev = run.evo, run.evaluator
     assert evo is not None and ev is not None
     t0 = time.perf_counter()
-    evo.initialize()
-    while evo.individuals < individuals:
-        evo.step()
+    with paused_collector():  # as the driver runs the search
+        evo.initialize()
+        while evo.individuals < individuals:
+            evo.step()
     elapsed = time.perf_counter() - t0
     c = ev.counters
     n = c.individuals

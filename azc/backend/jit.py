@@ -270,6 +270,8 @@ class TaskBatch:
             if t.features != features:
                 raise JitError(f"task {t.name} has F={t.features}, the kernel F={features}")
         self.tasks = list(tasks)
+        self.features = features
+        self.rows = np.arange(len(tasks), dtype=np.int64)
         desc = np.zeros((len(tasks), lower.DESC_WIDTH), dtype=np.int64)
         col = {name: i for i, name in enumerate(lower.TASK_FIELDS)}
         for r, t in enumerate(tasks):
@@ -290,6 +292,8 @@ class TaskBatch:
         self.full_train = np.array([t.max_train_steps for t in tasks], dtype=np.int64)
         self.full_valid = np.array([t.num_valid for t in tasks], dtype=np.int64)
         self._requests: tuple | None = None
+        self.record_need = 0
+        self._set_requests(None, None)
 
     def _set_requests(self, num_train: int | None, num_valid: int | None) -> None:
         if self._requests == (num_train, num_valid):
@@ -299,6 +303,10 @@ class TaskBatch:
         self.desc[:, c["num_train_req"]] = n
         self.desc[:, c["num_valid_req"]] = self.full_valid if num_valid is None else num_valid
         self._requests = (num_train, num_valid)
+        # errors recorded per task (first epoch only): the longest of train and valid
+        tr = np.minimum(self.desc[:, c["num_train"]], self.desc[:, c["num_train_req"]])
+        va = np.minimum(self.full_valid, self.desc[:, c["num_valid_req"]])
+        self.record_need = int(max(tr.max(initial=0), va.max(initial=0)))
 
     def fitness(self, kernel: Kernel, seed: int = 0,
                 max_abs_error: float = DEFAULT_MAX_ABS_ERROR, num_train: int | None = None,

@@ -89,7 +89,7 @@ class NativeInterpreter:
         shim: Any = _InterpKernel(self, enc)  # quacks like a Kernel for TaskBatch.run
         return batch.run(shim, seed, max_abs_error, num_train, num_valid, record, record_errors)
 
-    def run_batch(self, programs: Sequence[Program] | Encoded, tasks: Sequence[Task],
+    def run_batch(self, programs: Sequence[Program] | Encoded, tasks: Sequence[Task] | TaskBatch,
                   seeds: np.ndarray, max_abs_error: float = DEFAULT_MAX_ABS_ERROR,
                   num_train: int | None = None, num_valid: int | None = None,
                   errors: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
@@ -97,11 +97,16 @@ class NativeInterpreter:
 
         With `errors` = (train, valid) float64 arrays of shape (n, tasks, k),
         the per-example absolute errors of the first epoch are recorded there
-        (k at least the requested train / valid counts).
+        (k at least the requested train / valid counts).  `tasks` may be a
+        TaskBatch built once by the caller (saves rebuilding its descriptor).
         """
         enc = programs if isinstance(programs, Encoded) else Encoded.of(programs)
         n = len(enc.progs)
-        batch = TaskBatch.of(tasks, self.features)
+        batch = tasks if isinstance(tasks, TaskBatch) else TaskBatch.of(tasks, self.features)
+        if batch.features != self.features:
+            raise JitError(f"the task batch has F={batch.features}, the interpreter "
+                           f"F={self.features}")
+        tasks = batch.tasks
         batch._set_requests(num_train, num_valid)
         out = np.empty((n, len(tasks), lower.OUT_WIDTH), dtype=np.float64)
         seeds = np.ascontiguousarray(seeds, dtype=np.uint64)
@@ -114,15 +119,12 @@ class NativeInterpreter:
                     tr.dtype != np.float64 or va.dtype != np.float64:
                 raise JitError(f"error buffers must be two C-contiguous float64 arrays of shape "
                                f"({n}, {len(tasks)}, k), got {tr.shape} and {va.shape}")
-            need = max(max(min(t.num_train, t.num_train if num_train is None else num_train),
-                           min(t.num_valid, t.num_valid if num_valid is None else num_valid))
-                       for t in tasks)  # errors are recorded for the first epoch only
-            if tr.shape[2] < need:
+            if tr.shape[2] < batch.record_need:  # errors are recorded for the first epoch only
                 raise JitError(f"error buffers hold {tr.shape[2]} errors per task; recording "
-                               f"needs {need}")
-            row = tr.shape[2] * 8
-            batch.desc[:, col["rec_train_err"]] = tr.ctypes.data + np.arange(len(tasks)) * row
-            batch.desc[:, col["rec_valid_err"]] = va.ctypes.data + np.arange(len(tasks)) * row
+                               f"needs {batch.record_need}")
+            rows = batch.rows * (tr.shape[2] * 8)
+            batch.desc[:, col["rec_train_err"]] = tr.ctypes.data + rows
+            batch.desc[:, col["rec_valid_err"]] = va.ctypes.data + rows
             stride = tr.strides[0]
         try:
             self._batch(enc.progs.ctypes.data, n, batch.desc.ctypes.data, len(tasks),

@@ -10,8 +10,9 @@ Per batch of children (spec §4.3-4.6, §9):
    fitness) settles deterministic programs already seen, with no native run;
 4. otherwise, with FEC, one native call runs every new program on the first
    training/validation examples of every task (random ops seeded with the
-   FEC seed) and fingerprints the errors; each (program, task) looks up the
-   FEC cache exactly as the original does;
+   FEC seed) and fingerprints the errors; then one more native call looks up
+   every (program, task) in the FEC table (azc.backend.fec_table) in order,
+   exactly as the original's FECCache does one child at a time;
 5. the (program, task) pairs that missed are evaluated fully in one native
    call (random ops seeded per child from the search's random source) and
    cached.
@@ -24,6 +25,7 @@ included), whether or not the memo avoided the run.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Sequence
@@ -32,12 +34,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from azc.backend.components import attach, component_kernels
+from azc.backend.fec_table import HIT, MISS, MISS_KNOWN, NativeFecTable
+from azc.backend.jit import TaskBatch
 from azc.backend.native import Encoded, interpreter, native_dce
 from azc.interp import DEFAULT_MAX_ABS_ERROR
 from azc.ir import MemoryConfig, Program
 from azc.results import combine
 from azc.search.budget import TrainBudget
-from azc.search.fec import FEC_SEED, FecCache, FecConfig
+from azc.search.fec import FEC_SEED, FecConfig
 from azc.tasks.task import Task
 
 
@@ -59,9 +63,9 @@ class EvalCounters:
     stage_seconds: dict = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Memo:
-    fp_list: list | None     # per-task FEC fingerprints (when FEC ran)
+    fp: bytes | None         # per-task FEC fingerprints, T uint64 (when FEC ran)
     fec_steps: int           # train steps of the FEC run
     fitness: list            # per task; NaN = not evaluated fully yet
     steps: list              # per task train steps of the full evaluation
@@ -81,7 +85,7 @@ class SearchEvaluator:
         self.features = features.pop()
         self.memory = memory
         self.fec = fec
-        self.fec_cache = FecCache(fec) if fec else None
+        self.fec_table = NativeFecTable(fec.cache_size, fec.forget_every) if fec else None
         self.budget = budget
         self.max_abs_error = max_abs_error
         self.combination = combination
@@ -97,6 +101,12 @@ class SearchEvaluator:
         self.n_tasks = len(self.tasks)
         self.full_steps = np.array([t.max_train_steps for t in self.tasks], dtype=np.int64)
         self.task_index = np.array([t.index for t in self.tasks], dtype=np.int64)
+        self._unknown = [math.nan] * self.n_tasks
+        # the task descriptors of full and of FEC runs, built once
+        self.full_batch = TaskBatch(self.tasks, self.features)
+        self.fec_batch = TaskBatch(self.tasks, self.features)
+        if fec is not None:
+            self.fec_batch._set_requests(fec.num_train_examples, fec.num_valid_examples)
         if fec is not None:
             for t in self.tasks:
                 if fec.num_train_examples > t.num_train or fec.num_valid_examples > t.num_valid:
@@ -122,7 +132,7 @@ class SearchEvaluator:
         fingerprint first missed by child i is a hit for a later child j of
         the same batch (it hits the entry i's evaluation fills).
         """
-        n, T = len(programs), self.n_tasks
+        n = len(programs)
         c = self.counters
         c.individuals += n
         clock = time.perf_counter
@@ -132,158 +142,166 @@ class SearchEvaluator:
         hb = hashes.tobytes()
         keys = [hb[16 * i:16 * i + 16] for i in range(n)]
         nrand = live.progs[:, 6].tolist()
-        fitness = [[0.0] * T for _ in range(n)]
         ok = [True] * n
         if self.budget is not None:
             ok = [self.n_req(p) != 0 for p in programs]
             c.budget_rejected += ok.count(False)
-        fec = self.fec
         # 1. the memo settles deterministic programs seen before; repeats in the batch share
         memos: list[_Memo | None] = [None] * n
         same_as: dict[int, int] = {}
         first: dict[bytes, int] = {}
         todo: list[int] = []
+        memo_get = self.memo.get
+        need_fp = self.fec is not None
         for i in range(n):
             if not ok[i]:
-                c.train_steps += 0 if fec is None else T * fec.num_train_examples
                 continue
             if nrand[i] == 0:
-                m = self.memo.get(keys[i])
-                if m is not None and (fec is None or m.fp_list is not None):
+                key = keys[i]
+                m = memo_get(key)
+                if m is not None and (not need_fp or m.fp is not None):
                     memos[i] = m
-                    c.memo_hits += 1
                     continue
-                if keys[i] in first:
-                    same_as[i] = first[keys[i]]
-                    c.memo_hits += 1
+                j = first.get(key)
+                if j is not None:
+                    same_as[i] = j
                     continue
-                first[keys[i]] = i
+                first[key] = i
             todo.append(i)
-        # 2. FEC fingerprints of the new programs, then per (program, task) lookups
-        fps: list[list[int]] = [[] for _ in range(n)]
-        fec_steps = [0] * n
-        waiting: list[tuple[int, int, list]] = []   # (program, task, cache entry)
-        missing: dict[int, list[int]] = {}
-        t2 = clock()
-        if fec is not None:
-            if todo:
-                got, run_steps = self._fingerprints(live, todo)
-                for r, i in enumerate(todo):
-                    fps[i], fec_steps[i] = got[r], run_steps[r]
-            for i in range(n):
-                mi = memos[i]
-                if mi is not None:
-                    fps[i], fec_steps[i] = mi.fp_list or [], mi.fec_steps
-                elif i in same_as:
-                    fps[i], fec_steps[i] = fps[same_as[i]], fec_steps[same_as[i]]
-            t3 = clock()
-            self._lookup(ok, memos, fps, fec_steps, fitness, missing, waiting)
+        settled = n - len(todo) - ok.count(False)
+        c.memo_hits += settled
+        c.settled_memo += settled
+        st = c.stage_seconds
+        st["encode+dce"] = st.get("encode+dce", 0.0) + (t1 - t0)
+        st["memo"] = st.get("memo", 0.0) + (clock() - t1)
+        if self.fec is not None:
+            fitness = self._settle_with_fec(live, seeds, keys, nrand, ok, memos, same_as, todo)
         else:
-            t3 = clock()
-            for i in range(n):
-                m = memos[i]
-                if not ok[i] or i in same_as:
-                    continue
-                if m is not None and all(x == x for x in m.fitness):
-                    fitness[i] = list(m.fitness)
-                    c.train_steps += sum(m.steps)
-                else:
-                    missing[i] = list(range(T))
-        # 3. full evaluation of what the caches did not settle
-        steps = np.zeros((n, T), dtype=np.int64)
-        t4 = clock()
-        if missing:
-            self._evaluate_missing(live, seeds, missing, fitness, steps)
-        t5 = clock()
-        for i, t, entry in waiting:  # the child that missed comes before those that hit
-            if entry[0] is None:
-                entry[0] = fitness[i][t]
-            else:
-                fitness[i][t] = entry[0]
-        if fec is None:
-            for i, j in same_as.items():
-                fitness[i] = list(fitness[j])
-                c.train_steps += int(steps[j].sum())
-        # 4. remember deterministic programs
-        for i in range(n):
-            if not ok[i] or nrand[i] != 0 or i in same_as:
-                continue
+            fitness = self._settle_without_fec(live, seeds, keys, nrand, ok, memos, same_as)
+        return fitness
+
+    def _settle_with_fec(self, live: Encoded, seeds: np.ndarray, keys: list[bytes],
+                         nrand: list[int], ok: list[bool], memos: list[_Memo | None],
+                         same_as: dict[int, int], todo: list[int]) -> np.ndarray:
+        """FEC fingerprints of the new programs, the lookups of every child in order
+        (one native call, exactly as the original's FECCache one child at a time), and
+        the full evaluation of the (child, task) pairs that missed."""
+        fec, table, c = self.fec, self.fec_table, self.counters
+        assert fec is not None and table is not None
+        n, T = len(ok), self.n_tasks
+        clock = time.perf_counter
+        t2 = clock()
+        rows: list[bytes] = [b""] * n     # fingerprints (T uint64) per child
+        fec_steps = [0] * n
+        if todo:
+            got, run_steps = self._fingerprints(live, todo)
+            fb, w = got.tobytes(), 8 * T
+            for r, i in enumerate(todo):
+                rows[i], fec_steps[i] = fb[w * r:w * r + w], run_steps[r]
+        for i, j in same_as.items():
+            rows[i], fec_steps[i] = rows[j], fec_steps[j]
+        okidx = [i for i in range(n) if ok[i]]
+        known_rows = []
+        for i in okidx:
             m = memos[i]
-            if m is None:
-                m = _Memo(fps[i] if fec is not None else None, fec_steps[i], [math.nan] * T,
-                          [0] * T)
+            if m is not None:
+                rows[i], fec_steps[i] = m.fp, m.fec_steps
+                known_rows.append(m.fitness)
+            else:
+                known_rows.append(self._unknown)
+        t3 = clock()
+        flat = np.frombuffer(b"".join([rows[i] for i in okidx]), dtype=np.uint64)
+        known = np.array(known_rows, dtype=np.float64).reshape(-1)
+        status, slots = table.lookup(flat, known)
+        steps = sum(fec_steps[i] for i in okidx) + T * fec.num_train_examples * (n - len(okidx))
+        for p in np.flatnonzero(status == MISS_KNOWN).tolist():  # the memo knew the fitness
+            m = memos[okidx[p // T]]
+            assert m is not None
+            steps += m.steps[p % T]
+        miss = np.flatnonzero(status == MISS)
+        c.fec_misses += len(flat) - int(np.count_nonzero(status == HIT))
+        c.fec_hits += int(np.count_nonzero(status == HIT))
+        t4 = clock()
+        okarr = np.array(okidx, dtype=np.int64)
+        miss_child = okarr[miss // T] if len(miss) else miss
+        miss_task = miss % T
+        missing: dict[int, list[int]] = {}
+        for i, t in zip(miss_child.tolist(), miss_task.tolist()):
+            missing.setdefault(i, []).append(t)
+        if missing:
+            rows_eval = sorted(missing)
+            fits, stp = self._evaluate_rows(live, seeds, rows_eval)
+            r = np.searchsorted(np.array(rows_eval, dtype=np.int64), miss_child)
+            got_fit, got_steps = fits[r, miss_task], stp[r, miss_task]
+            table.fill(slots[miss], got_fit)
+            steps += int(got_steps.sum())
+            c.full_task_evals += len(miss)
+        t5 = clock()
+        fitness = np.zeros((n, T))
+        fitness[okarr] = table.values(slots).reshape(-1, T)
+        # 4. remember deterministic programs (and what their full evaluations found)
+        for i in todo:
+            if nrand[i] == 0:
+                m = _Memo(rows[i], fec_steps[i], [math.nan] * T, [0] * T)
+                memos[i] = m
                 self._remember(keys[i], m)
-            for t in missing.get(i, ()):
-                m.fitness[t] = fitness[i][t]
-                m.steps[t] = int(steps[i, t])
-        c.settled_memo += sum(1 for m in memos if m is not None) + len(same_as)
+        if missing:
+            for i, t, f, s in zip(miss_child.tolist(), miss_task.tolist(), got_fit.tolist(),
+                                  got_steps.tolist()):
+                m = memos[same_as.get(i, i)]
+                if m is not None and nrand[i] == 0:
+                    m.fitness[t] = f
+                    m.steps[t] = s
+        c.train_steps += int(steps)
         c.evaluated += len(missing)
         st = c.stage_seconds
-        for name, dt in (("encode+dce", t1 - t0), ("memo", t2 - t1), ("fec run", t3 - t2),
-                         ("fec lookups", t4 - t3), ("full evaluation", t5 - t4),
-                         ("bookkeeping", clock() - t5)):
+        for name, dt in (("fec run", t3 - t2), ("fec lookups", t4 - t3),
+                         ("full evaluation", t5 - t4), ("bookkeeping", clock() - t5)):
             st[name] = st.get(name, 0.0) + dt
-        return np.array(fitness, dtype=np.float64).reshape(n, T)
+        return fitness
 
-    def _lookup(self, ok: list[bool], memos: list, fps: list[list[int]], fec_steps: list[int],
-                fitness: list[list[float]], missing: dict[int, list[int]],
-                waiting: list[tuple[int, int, list]]) -> None:
-        """FEC cache lookups per (program, task) in order, as the original's FECCache.
-
-        A miss inserts the entry at once (its value filled after evaluation),
-        so later children of the batch hit it, as they would have one by one.
-        """
-        cache = self.fec_cache
-        assert cache is not None
-        entries = cache._entries
-        get, to_end, evict = entries.get, entries.move_to_end, entries.popitem
-        forget = cache.config.forget_every or (1 << 62)
-        size = cache.config.cache_size
-        c = self.counters
-        hits = misses = steps = 0
-        for i, row in enumerate(fps):
-            if not ok[i]:
-                continue
-            steps += fec_steps[i]
+    def _settle_without_fec(self, live: Encoded, seeds: np.ndarray, keys: list[bytes],
+                            nrand: list[int], ok: list[bool], memos: list[_Memo | None],
+                            same_as: dict[int, int]) -> np.ndarray:
+        """Without FEC: the memo's fitness where it knows every task, else a full evaluation."""
+        n, T, c = len(ok), self.n_tasks, self.counters
+        clock = time.perf_counter
+        t4 = clock()
+        fitness = np.zeros((n, T))
+        evaluate = []
+        for i in range(n):
             m = memos[i]
-            f = fitness[i]
-            t = -1
-            for fp in row:
-                t += 1
-                e = get(fp)
-                if e is not None:
-                    e[1] += 1
-                    if e[1] >= forget:
-                        del entries[fp]  # forgotten after `forget_every` uses
-                    else:
-                        to_end(fp)
-                    if e[0] is None:
-                        waiting.append((i, t, e))  # hit on an entry this batch is filling
-                    else:
-                        f[t] = e[0]
-                    continue
-                misses += 1
-                if m is not None and m.fitness[t] == m.fitness[t]:
-                    e = [m.fitness[t], 1]
-                    f[t] = e[0]
-                    steps += m.steps[t]
-                else:
-                    e = [None, 1]
-                    missing.setdefault(i, []).append(t)
-                    waiting.append((i, t, e))
-                entries[fp] = e
-                if len(entries) > size:
-                    evict(last=False)
-            hits += len(row)
-        hits -= misses
-        cache.hits += hits
-        cache.misses += misses
-        c.fec_hits += hits
-        c.fec_misses += misses
-        c.train_steps += int(steps)
+            if not ok[i] or i in same_as:
+                continue
+            if m is not None and all(x == x for x in m.fitness):
+                fitness[i] = m.fitness
+                c.train_steps += sum(m.steps)
+            else:
+                evaluate.append(i)
+        row_steps: dict[int, int] = {}
+        if evaluate:
+            fits, stp = self._evaluate_rows(live, seeds, evaluate)
+            row_steps = dict(zip(evaluate, stp.sum(axis=1).tolist()))
+            fitness[evaluate] = fits
+            c.train_steps += int(stp.sum())
+            c.full_task_evals += len(evaluate) * T
+            for r, i in enumerate(evaluate):
+                if nrand[i] == 0:
+                    m = memos[i] or _Memo(None, 0, [math.nan] * T, [0] * T)
+                    m.fitness[:] = fits[r].tolist()
+                    m.steps[:] = stp[r].tolist()
+                    if memos[i] is None:
+                        self._remember(keys[i], m)
+        for i, j in same_as.items():
+            fitness[i] = fitness[j]
+            c.train_steps += row_steps[j]
+        c.evaluated += len(evaluate)
+        st = c.stage_seconds
+        st["full evaluation"] = st.get("full evaluation", 0.0) + (clock() - t4)
+        return fitness
 
-    def _fingerprints(self, live: Encoded, rows: list[int]) -> tuple[list, list]:
-        """(fingerprints (rows, tasks), train steps of the FEC run per row)."""
+    def _fingerprints(self, live: Encoded, rows: list[int]) -> tuple[np.ndarray, list[int]]:
+        """(fingerprints, uint64 (rows, tasks); train steps of the FEC run per row)."""
         fec = self.fec
         assert fec is not None
         sub = Encoded(live.code, live.progs[rows])
@@ -291,15 +309,15 @@ class SearchEvaluator:
         tr = np.zeros((len(rows), self.n_tasks, k))
         va = np.zeros((len(rows), self.n_tasks, k))
         seeds = np.full(len(rows), FEC_SEED, dtype=np.uint64)
-        out = self.interp.run_batch(sub, self.tasks, seeds, self.max_abs_error,
+        out = self.interp.run_batch(sub, self.fec_batch, seeds, self.max_abs_error,
                                     num_train=fec.num_train_examples,
                                     num_valid=fec.num_valid_examples, errors=(tr, va))
         fps = self.dce.fec_hash(tr, va, out, self.task_index, self.full_steps)
-        return fps.tolist(), out[:, :, 1].sum(axis=1).astype(np.int64).tolist()
+        return fps, out[:, :, 1].sum(axis=1).astype(np.int64).tolist()
 
-    def _evaluate_missing(self, live: Encoded, seeds: np.ndarray, missing: dict[int, list[int]],
-                          fitness: list[list[float]], steps: np.ndarray) -> None:
-        rows = sorted(missing)
+    def _evaluate_rows(self, live: Encoded, seeds: np.ndarray, rows: list[int]
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Full evaluation of some programs on every task: (fitness, train steps), (rows, T)."""
         sub = Encoded(live.code, live.progs[rows])
         c = self.counters
         compiled = 0
@@ -307,26 +325,19 @@ class SearchEvaluator:
             compiled = attach(self.kernels, sub, self.examples)
         c.kernel_evals += compiled
         c.interp_evals += len(rows) - compiled
-        out = self.interp.run_batch(sub, self.tasks, np.asarray(seeds)[rows],
+        out = self.interp.run_batch(sub, self.full_batch, np.asarray(seeds)[rows],
                                     self.max_abs_error)
-        fits = out[:, :, 0].tolist()
-        stp = out[:, :, 1].astype(np.int64)
-        for r, i in enumerate(rows):
-            for t in missing[i]:
-                fitness[i][t] = fits[r][t]
-                steps[i, t] = stp[r, t]
-                c.train_steps += int(stp[r, t])
-                c.full_task_evals += 1
+        return out[:, :, 0], out[:, :, 1].astype(np.int64)
 
     def state(self) -> dict:
         """What a checkpoint needs: the FEC cache and the counters (the memo is rebuilt)."""
-        return {"fec": None if self.fec_cache is None else self.fec_cache.state(),
+        return {"fec": None if self.fec_table is None else copy.deepcopy(self.fec_table),
                 "counters": self.counters}
 
     def restore(self, state: dict) -> None:
         """Continue from a `state()`."""
-        if self.fec_cache is not None and state["fec"] is not None:
-            self.fec_cache.restore(state["fec"])
+        if self.fec_table is not None and state["fec"] is not None:
+            self.fec_table = copy.deepcopy(state["fec"])
         self.counters = state["counters"]
 
     def _remember(self, key: bytes, memo: _Memo) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from azc.ir import Program
+from azc.search import collector
 from azc.search.evaluator import SearchEvaluator
 from azc.search.generator import Generator
 from azc.search.mutator import Mutator
@@ -109,6 +110,7 @@ class RegularizedEvolution:
         pop.programs[start:end] = children
         pop.fitness[start:end] = fitness
         self.individuals += n
+        collector.tick(n)
         self.next_slot = end
         if end == self.P:
             self.next_slot = 0

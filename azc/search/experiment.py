@@ -46,6 +46,7 @@ from azc.passes import optimize
 from azc.printer import format_program
 from azc.results import combine
 from azc.search.budget import TrainBudget
+from azc.search.collector import paused_collector
 from azc.search.config import ExperimentConfig, load_config
 from azc.search.evaluator import SearchEvaluator
 from azc.search.evolution import RegularizedEvolution
@@ -380,7 +381,7 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
     run.stopped = ""
     loop = _loop if run.workers == 1 else _island_loop
     try:
-        with _StopOnSignal() as stop:
+        with _StopOnSignal() as stop, paused_collector():
             try:
                 loop(run, reporter, out, limit_individuals, limit_time, checkpoint_every, stop)
             except KeyboardInterrupt:  # a second Ctrl-C, or Ctrl-C outside the main thread

@@ -9,6 +9,10 @@ entry to the most recent end and counts a use, and after `forget_every` uses
 the entry is dropped (the value is still returned that time), exactly as the
 original's FECCache.  Hashes are of the raw error bits (no rounding); the
 hash itself is computed natively (azc.backend.lower.fec_hash_function).
+
+`FecCache` is the reference definition of the cache, in Python; the search
+uses its native twin `azc.backend.fec_table.NativeFecTable`, which looks up a
+whole batch in one call and is tested against this class on random streams.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ import numpy as np
 
 from azc.errors import AzcError
 from azc.ir import Program
+from azc.search.collector import paused_collector
 from azc.search.random import SearchRandom
 
 
@@ -68,8 +69,9 @@ class Island:
         """Run whole generations; then a report with half the population as migrants."""
         evo, ev = self.run.evo, self.run.evaluator
         assert evo is not None and ev is not None and evo.population is not None
-        for _ in range(generations):
-            evo.generation()
+        with paused_collector():
+            for _ in range(generations):
+                evo.generation()
         pop = evo.population
         rnd = self.run.rnd
         order = _permutation(rnd, len(pop.programs))
