@@ -296,12 +296,13 @@ class NativeFecTable:
         self.forget_every = forget_every
         bits = max(4, (2 * (cache_size + 1) - 1).bit_length())
         self.table = np.zeros(1 << bits, dtype=np.int32)
+        self.keys = np.zeros(0, dtype=np.uint64)
         self._grow(cache_size + 1 + 1024)
         self._fn = _lookup_function()
 
     def _grow(self, slots: int) -> None:
         """Make the pool hold `slots` slots (slot 0 the sentinel); new slots are free."""
-        old = len(self.keys) if hasattr(self, "keys") else 0
+        old = len(self.keys)
         if old == 0:
             self.keys = np.zeros(slots, dtype=np.uint64)
             self.vals = np.zeros(slots, dtype=np.float64)

@@ -205,6 +205,7 @@ class SearchEvaluator:
         for i in okidx:
             m = memos[i]
             if m is not None:
+                assert m.fp is not None  # memos of FEC searches hold fingerprints
                 rows[i], fec_steps[i] = m.fp, m.fec_steps
                 known_rows.append(m.fitness)
             else:
@@ -231,8 +232,8 @@ class SearchEvaluator:
         if missing:
             rows_eval = sorted(missing)
             fits, stp = self._evaluate_rows(live, seeds, rows_eval)
-            r = np.searchsorted(np.array(rows_eval, dtype=np.int64), miss_child)
-            got_fit, got_steps = fits[r, miss_task], stp[r, miss_task]
+            at = np.searchsorted(np.array(rows_eval, dtype=np.int64), miss_child)
+            got_fit, got_steps = fits[at, miss_task], stp[at, miss_task]
             table.fill(slots[miss], got_fit)
             steps += int(got_steps.sum())
             c.full_task_evals += len(miss)
