@@ -1,11 +1,12 @@
 """Throughput on the large configuration (run_baseline.sh's search settings).
 
 10 binary classification tasks of 16 features, 8000 train / 1000 valid,
-P=100, T=10, empty start, train budget: runs for a fixed time and prints
-individuals/s (one core), with the default tier choice and with the native
-interpreter alone.
+P=100, T=10, empty start, train budget: runs the same search (same seed, so
+the same children) for a fixed number of individuals, with the default tier
+choice and with the native interpreter alone, and prints individuals/s (one
+core), the tiers used and the time per stage.
 
-    python bench/bench_large.py [--seconds 120] [--seed 1]
+    python bench/bench_large.py [--individuals 20000] [--seed 1]
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from __future__ import annotations
 import argparse
 import time
 
+from azc.search.collector import paused_collector
 from azc.search.experiment import Run
 
 
-def rate(seconds: float, seed: int, kernels: bool) -> tuple[float, int, dict]:
+def rate(individuals: int, seed: int, kernels: bool) -> tuple[float, int, dict]:
     from azc.search.config import load_config
     cfg = load_config("baseline")
     run = Run(cfg, seed)
@@ -25,30 +27,38 @@ def rate(seconds: float, seed: int, kernels: bool) -> tuple[float, int, dict]:
     assert evo is not None and ev is not None
     ev.use_kernels = kernels
     t0 = time.perf_counter()
-    evo.initialize()
-    while time.perf_counter() - t0 < seconds:
-        evo.step()
+    with paused_collector():  # as the driver runs the search
+        evo.initialize()
+        while evo.individuals < individuals:
+            evo.step()
     elapsed = time.perf_counter() - t0
     c = ev.counters
-    return c.individuals / elapsed, c.individuals, {"memo": c.settled_memo / c.individuals,
-                                                    "evaluated": c.evaluated / c.individuals,
-                                                    "kernel evals": c.kernel_evals,
-                                                    "interp evals": c.interp_evals}
+    ck = ev.kernels
+    return c.individuals / elapsed, c.individuals, {
+        "memo": c.settled_memo / c.individuals, "evaluated": c.evaluated / c.individuals,
+        "kernel evals": c.kernel_evals, "interp evals": c.interp_evals,
+        "compiled": ck.compiled if ck is not None and kernels else 0,
+        "compile seconds": ck.compiler.compile_seconds if ck is not None and kernels else 0.0,
+        "seconds": elapsed, "stages": dict(c.stage_seconds)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=120.0)
+    ap.add_argument("--individuals", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     results = {}
     for label, kernels in (("native interpreter only", False), ("tiers (default)", True)):
-        r, n, info = rate(args.seconds, args.seed, kernels)
+        r, n, info = rate(args.individuals, args.seed, kernels)
         results[label] = r
-        print(f"{label:<26} {r:8.1f} individuals/s  ({n:,} in {args.seconds:.0f} s; "
+        print(f"{label:<26} {r:8.1f} individuals/s  ({n:,} in {info['seconds']:.1f} s; "
               f"memo {info['memo']:.0%}, evaluated {info['evaluated']:.0%}, "
-              f"kernel/interp evaluations {info['kernel evals']}/{info['interp evals']})",
+              f"kernel/interp evaluations {info['kernel evals']}/{info['interp evals']}, "
+              f"{info['compiled']} kernels compiled in {info['compile seconds']:.1f} s)",
               flush=True)
+        stages = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(info["stages"].items(),
+                                                               key=lambda kv: -kv[1]))
+        print(f"{'':<26} stages: {stages}", flush=True)
     print(f"tiers / interpreter only: "
           f"{results['tiers (default)'] / results['native interpreter only']:.2f}x "
           f"(the original: 90-100 individuals/s here)")
