@@ -63,7 +63,7 @@ from azc.tasks.spec import TaskSpec, build_tasks, randomize_seeds
 from azc.tasks.task import Task
 
 CHECKPOINT = "checkpoint.pkl"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: the FEC cache is a NativeFecTable
 
 
 @dataclass
