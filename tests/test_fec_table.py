@@ -128,3 +128,36 @@ def test_batched_evaluation_equals_child_by_child_evaluation() -> None:
     assert a.fec_hits > 0 and a.fec_misses > 0
     assert batched.fec_table is not None and single.fec_table is not None
     assert batched.fec_table.items() == single.fec_table.items()
+
+
+def test_structural_memo_drops_its_oldest_quarter_and_reuses_slots() -> None:
+    from azc.search.memo import StructuralMemo
+    memo = StructuralMemo(8, 2)
+    first = memo.add([b"k%d" % i for i in range(8)])
+    assert sorted(first.tolist()) == list(range(8)) and len(memo) == 8
+    memo.fitness[first] = 1.0
+    again = memo.add([b"new"])               # full: the 2 oldest go, one slot is reused
+    assert memo.get(b"k0") is None and memo.get(b"k1") is None and memo.get(b"k2") is not None
+    assert again.tolist()[0] in first[:2].tolist() and len(memo) == 7
+    assert np.isnan(memo.fitness[again]).all()  # a reused slot starts empty
+
+
+def test_memo_size_never_changes_a_result() -> None:
+    tasks = load_tasks("demo_search")[:3]
+    mem = MemoryConfig(4, 3, 1)
+    demo_ops = (56, 27, 2, 3, 18, 23)
+    sp = SearchSpace(mem, 4, (demo_ops, demo_ops, demo_ops), (3, 2, 3))
+    mut = Mutator(sp, [MutationType.ALTER_PARAM, MutationType.RANDOMIZE_INSTRUCTION], 1.0)
+    rnd = SearchRandom(12)
+    parents = [Generator(sp, InitialPopulation.RANDOM_ALGORITHM).program(rnd) for _ in range(3)]
+    kids = [mut.mutate(parents[i % 3], rnd) for i in range(500)]
+    seeds = np.arange(500, dtype=np.uint64)
+    for fec in (FecConfig(), None):
+        small = SearchEvaluator(tasks, mem, fec=fec, memo_size=8)
+        big = SearchEvaluator(tasks, mem, fec=fec)
+        a = np.concatenate([small.evaluate_tasks(kids[i:i + 50], seeds[i:i + 50])
+                            for i in range(0, 500, 50)])
+        b = np.concatenate([big.evaluate_tasks(kids[i:i + 50], seeds[i:i + 50])
+                            for i in range(0, 500, 50)])
+        assert a.tolist() == b.tolist()
+        assert small.counters.memo_hits < big.counters.memo_hits

@@ -42,6 +42,7 @@ from azc.ir import MemoryConfig, Program
 from azc.results import combine
 from azc.search.budget import TrainBudget
 from azc.search.fec import FEC_SEED, FecConfig
+from azc.search.memo import StructuralMemo
 from azc.tasks.task import Task
 
 
@@ -63,14 +64,6 @@ class EvalCounters:
     stage_seconds: dict = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class _Memo:
-    fp: bytes | None         # per-task FEC fingerprints, T uint64 (when FEC ran)
-    fec_steps: int           # train steps of the FEC run
-    fitness: list            # per task; NaN = not evaluated fully yet
-    steps: list              # per task train steps of the full evaluation
-
-
 class SearchEvaluator:
     """Evaluates batches of programs on the search tasks."""
 
@@ -89,8 +82,7 @@ class SearchEvaluator:
         self.budget = budget
         self.max_abs_error = max_abs_error
         self.combination = combination
-        self.memo_size = memo_size
-        self.memo: dict[bytes, _Memo] = {}
+        self.memo = StructuralMemo(memo_size, len(self.tasks))
         self.counters = EvalCounters()
         self.interp = interpreter(memory, self.features)
         self.dce = native_dce()
@@ -147,19 +139,18 @@ class SearchEvaluator:
             ok = [self.n_req(p) != 0 for p in programs]
             c.budget_rejected += ok.count(False)
         # 1. the memo settles deterministic programs seen before; repeats in the batch share
-        memos: list[_Memo | None] = [None] * n
+        memos = [-1] * n                  # memo slot per child (-1: none)
         same_as: dict[int, int] = {}
         first: dict[bytes, int] = {}
         todo: list[int] = []
-        memo_get = self.memo.get
-        need_fp = self.fec is not None
+        memo_get = self.memo.slots.get
         for i in range(n):
             if not ok[i]:
                 continue
             if nrand[i] == 0:
                 key = keys[i]
                 m = memo_get(key)
-                if m is not None and (not need_fp or m.fp is not None):
+                if m is not None:
                     memos[i] = m
                     continue
                 j = first.get(key)
@@ -181,58 +172,48 @@ class SearchEvaluator:
         return fitness
 
     def _settle_with_fec(self, live: Encoded, seeds: np.ndarray, keys: list[bytes],
-                         nrand: list[int], ok: list[bool], memos: list[_Memo | None],
+                         nrand: list[int], ok: list[bool], memos: list[int],
                          same_as: dict[int, int], todo: list[int]) -> np.ndarray:
         """FEC fingerprints of the new programs, the lookups of every child in order
         (one native call, exactly as the original's FECCache one child at a time), and
         the full evaluation of the (child, task) pairs that missed."""
-        fec, table, c = self.fec, self.fec_table, self.counters
+        fec, table, memo, c = self.fec, self.fec_table, self.memo, self.counters
         assert fec is not None and table is not None
         n, T = len(ok), self.n_tasks
         clock = time.perf_counter
         t2 = clock()
-        rows: list[bytes] = [b""] * n     # fingerprints (T uint64) per child
-        fec_steps = [0] * n
+        fps = np.zeros((n, T), dtype=np.uint64)      # fingerprints per child and task
+        fec_steps = np.zeros(n, dtype=np.int64)
+        known = np.full((n, T), np.nan)              # fitness the memo knows
         if todo:
-            got, run_steps = self._fingerprints(live, todo)
-            fb, w = got.tobytes(), 8 * T
-            for r, i in enumerate(todo):
-                rows[i], fec_steps[i] = fb[w * r:w * r + w], run_steps[r]
-        for i, j in same_as.items():
-            rows[i], fec_steps[i] = rows[j], fec_steps[j]
-        okidx = [i for i in range(n) if ok[i]]
-        known_rows = []
-        for i in okidx:
-            m = memos[i]
-            if m is not None:
-                assert m.fp is not None  # memos of FEC searches hold fingerprints
-                rows[i], fec_steps[i] = m.fp, m.fec_steps
-                known_rows.append(m.fitness)
-            else:
-                known_rows.append(self._unknown)
+            fps[todo], fec_steps[todo] = self._fingerprints(live, todo)
+        slot_of = np.array(memos, dtype=np.int64)
+        hit = np.flatnonzero(slot_of >= 0)
+        if len(hit):
+            hs = slot_of[hit]
+            fps[hit], fec_steps[hit], known[hit] = memo.fp[hs], memo.fec_steps[hs], \
+                memo.fitness[hs]
+        if same_as:
+            dup, orig = list(same_as), list(same_as.values())
+            fps[dup], fec_steps[dup] = fps[orig], fec_steps[orig]
+        okarr = np.flatnonzero(np.array(ok, dtype=bool))
         t3 = clock()
-        flat = np.frombuffer(b"".join([rows[i] for i in okidx]), dtype=np.uint64)
-        known = np.array(known_rows, dtype=np.float64).reshape(-1)
-        status, slots = table.lookup(flat, known)
-        steps = sum(fec_steps[i] for i in okidx) + T * fec.num_train_examples * (n - len(okidx))
-        for p in np.flatnonzero(status == MISS_KNOWN).tolist():  # the memo knew the fitness
-            m = memos[okidx[p // T]]
-            assert m is not None
-            steps += m.steps[p % T]
+        status, slots = table.lookup(fps[okarr].reshape(-1), known[okarr].reshape(-1))
+        steps = int(fec_steps[okarr].sum()) + T * fec.num_train_examples * (n - len(okarr))
+        by_memo = np.flatnonzero(status == MISS_KNOWN)  # the memo knew the fitness
+        if len(by_memo):
+            steps += int(memo.steps[slot_of[okarr[by_memo // T]], by_memo % T].sum())
         miss = np.flatnonzero(status == MISS)
-        c.fec_misses += len(flat) - int(np.count_nonzero(status == HIT))
-        c.fec_hits += int(np.count_nonzero(status == HIT))
+        hits = int(np.count_nonzero(status == HIT))
+        c.fec_hits += hits
+        c.fec_misses += len(status) - hits
         t4 = clock()
-        okarr = np.array(okidx, dtype=np.int64)
-        miss_child = okarr[miss // T] if len(miss) else miss
-        miss_task = miss % T
-        missing: dict[int, list[int]] = {}
-        for i, t in zip(miss_child.tolist(), miss_task.tolist()):
-            missing.setdefault(i, []).append(t)
-        if missing:
-            rows_eval = sorted(missing)
-            fits, stp = self._evaluate_rows(live, seeds, rows_eval)
-            at = np.searchsorted(np.array(rows_eval, dtype=np.int64), miss_child)
+        miss_child, miss_task = okarr[miss // T], miss % T
+        evaluated = np.unique(miss_child)
+        got_fit = got_steps = None
+        if len(evaluated):
+            fits, stp = self._evaluate_rows(live, seeds, evaluated.tolist())
+            at = np.searchsorted(evaluated, miss_child)
             got_fit, got_steps = fits[at, miss_task], stp[at, miss_task]
             table.fill(slots[miss], got_fit)
             steps += int(got_steps.sum())
@@ -240,21 +221,32 @@ class SearchEvaluator:
         t5 = clock()
         fitness = np.zeros((n, T))
         fitness[okarr] = table.values(slots).reshape(-1, T)
-        # 4. remember deterministic programs (and what their full evaluations found)
-        for i in todo:
-            if nrand[i] == 0:
-                m = _Memo(rows[i], fec_steps[i], [math.nan] * T, [0] * T)
-                memos[i] = m
-                self._remember(keys[i], m)
-        if missing:
-            for i, t, f, s in zip(miss_child.tolist(), miss_task.tolist(), got_fit.tolist(),
-                                  got_steps.tolist()):
-                m = memos[same_as.get(i, i)]
-                if m is not None and nrand[i] == 0:
-                    m.fitness[t] = f
-                    m.steps[t] = s
-        c.train_steps += int(steps)
-        c.evaluated += len(missing)
+        # 4. remember deterministic programs and what their full evaluations found
+        new = [i for i in todo if nrand[i] == 0]
+        owner = np.arange(n)                          # whose memo entry a child updates
+        if same_as:
+            owner[list(same_as)] = list(same_as.values())
+        if got_fit is not None:
+            assert got_steps is not None
+            target = slot_of[owner[miss_child]]       # existing entries first
+            upd = target >= 0
+            memo.fitness[target[upd], miss_task[upd]] = got_fit[upd]
+            memo.steps[target[upd], miss_task[upd]] = got_steps[upd]
+        if new:
+            rows = memo.add([keys[i] for i in new])
+            kept = rows >= 0
+            newarr = np.array(new, dtype=np.int64)[kept]
+            memo.fp[rows[kept]], memo.fec_steps[rows[kept]] = fps[newarr], fec_steps[newarr]
+            if got_fit is not None:
+                assert got_steps is not None
+                row_of = np.full(n, -1, dtype=np.int64)
+                row_of[new] = rows
+                target = row_of[owner[miss_child]]
+                upd = target >= 0
+                memo.fitness[target[upd], miss_task[upd]] = got_fit[upd]
+                memo.steps[target[upd], miss_task[upd]] = got_steps[upd]
+        c.train_steps += steps
+        c.evaluated += len(evaluated)
         st = c.stage_seconds
         for name, dt in (("fec run", t3 - t2), ("fec lookups", t4 - t3),
                          ("full evaluation", t5 - t4), ("bookkeeping", clock() - t5)):
@@ -262,37 +254,41 @@ class SearchEvaluator:
         return fitness
 
     def _settle_without_fec(self, live: Encoded, seeds: np.ndarray, keys: list[bytes],
-                            nrand: list[int], ok: list[bool], memos: list[_Memo | None],
+                            nrand: list[int], ok: list[bool], memos: list[int],
                             same_as: dict[int, int]) -> np.ndarray:
         """Without FEC: the memo's fitness where it knows every task, else a full evaluation."""
-        n, T, c = len(ok), self.n_tasks, self.counters
+        n, T, c, memo = len(ok), self.n_tasks, self.counters, self.memo
         clock = time.perf_counter
         t4 = clock()
         fitness = np.zeros((n, T))
         evaluate = []
         for i in range(n):
-            m = memos[i]
             if not ok[i] or i in same_as:
                 continue
-            if m is not None and all(x == x for x in m.fitness):
-                fitness[i] = m.fitness
-                c.train_steps += sum(m.steps)
+            m = memos[i]
+            if m >= 0 and not np.isnan(memo.fitness[m]).any():
+                fitness[i] = memo.fitness[m]
+                c.train_steps += int(memo.steps[m].sum())
             else:
                 evaluate.append(i)
         row_steps: dict[int, int] = {}
         if evaluate:
             fits, stp = self._evaluate_rows(live, seeds, evaluate)
-            row_steps = dict(zip(evaluate, stp.sum(axis=1).tolist()))
             fitness[evaluate] = fits
             c.train_steps += int(stp.sum())
             c.full_task_evals += len(evaluate) * T
-            for r, i in enumerate(evaluate):
-                if nrand[i] == 0:
-                    m = memos[i] or _Memo(None, 0, [math.nan] * T, [0] * T)
-                    m.fitness[:] = fits[r].tolist()
-                    m.steps[:] = stp[r].tolist()
-                    if memos[i] is None:
-                        self._remember(keys[i], m)
+            row_steps = dict(zip(evaluate, stp.sum(axis=1).tolist()))
+            det = [r for r, i in enumerate(evaluate) if nrand[i] == 0]
+            old = [r for r in det if memos[evaluate[r]] >= 0]
+            if old:
+                target = [memos[evaluate[r]] for r in old]
+                memo.fitness[target], memo.steps[target] = fits[old], stp[old]
+            new = [r for r in det if memos[evaluate[r]] < 0]
+            if new:
+                rows = memo.add([keys[evaluate[r]] for r in new])
+                kept = rows >= 0
+                fresh = np.array(new, dtype=np.int64)[kept]
+                memo.fitness[rows[kept]], memo.steps[rows[kept]] = fits[fresh], stp[fresh]
         for i, j in same_as.items():
             fitness[i] = fitness[j]
             c.train_steps += row_steps[j]
@@ -301,7 +297,7 @@ class SearchEvaluator:
         st["full evaluation"] = st.get("full evaluation", 0.0) + (clock() - t4)
         return fitness
 
-    def _fingerprints(self, live: Encoded, rows: list[int]) -> tuple[np.ndarray, list[int]]:
+    def _fingerprints(self, live: Encoded, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """(fingerprints, uint64 (rows, tasks); train steps of the FEC run per row)."""
         fec = self.fec
         assert fec is not None
@@ -314,7 +310,7 @@ class SearchEvaluator:
                                     num_train=fec.num_train_examples,
                                     num_valid=fec.num_valid_examples, errors=(tr, va))
         fps = self.dce.fec_hash(tr, va, out, self.task_index, self.full_steps)
-        return fps, out[:, :, 1].sum(axis=1).astype(np.int64).tolist()
+        return fps, out[:, :, 1].sum(axis=1).astype(np.int64)
 
     def _evaluate_rows(self, live: Encoded, seeds: np.ndarray, rows: list[int]
                        ) -> tuple[np.ndarray, np.ndarray]:
@@ -340,10 +336,3 @@ class SearchEvaluator:
         if self.fec_table is not None and state["fec"] is not None:
             self.fec_table = copy.deepcopy(state["fec"])
         self.counters = state["counters"]
-
-    def _remember(self, key: bytes, memo: _Memo) -> None:
-        if len(self.memo) >= self.memo_size:
-            for old in list(self.memo)[: self.memo_size // 4]:
-                del self.memo[old]
-        self.memo[key] = memo
-
