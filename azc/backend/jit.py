@@ -248,7 +248,8 @@ class TaskBatch:
     """The int64 descriptor of a list of tasks, and the buffers results are written to.
 
     Building one costs tens of microseconds, so `TaskBatch.of` keeps the last
-    few (tasks are immutable; the batch holds references to their arrays).
+    four (tasks are immutable; the batch holds references to their arrays, so
+    callers with many one-off task sets build their batches themselves).
     """
 
     _recent: ClassVar[dict[tuple, TaskBatch]] = {}
@@ -260,7 +261,7 @@ class TaskBatch:
         batch = cls._recent.get(key)
         if batch is None or any(a is not b for a, b in zip(batch.tasks, tasks)):
             batch = cls(tasks, features)
-            if len(cls._recent) >= 16:
+            if len(cls._recent) >= 4:
                 cls._recent.pop(next(iter(cls._recent)))
             cls._recent[key] = batch
         return batch

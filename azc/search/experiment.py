@@ -45,6 +45,7 @@ from azc.ir import MemoryConfig, Program
 from azc.passes import optimize
 from azc.printer import format_program
 from azc.results import combine
+from azc.search import collector
 from azc.search.budget import TrainBudget
 from azc.search.collector import paused_collector
 from azc.search.config import ExperimentConfig, load_config
@@ -105,6 +106,7 @@ def evaluate_candidate(program: Program, tasks: list[Task], memory: MemoryConfig
     """Mean fitness on tasks (no FEC, no budget): the native interpreter, with compiled
     Predict/Learn when the evaluation is long enough to pay for the compile."""
     from azc.backend.components import attach, component_kernels
+    from azc.backend.jit import TaskBatch
     from azc.backend.native import Encoded, interpreter
     out: list[float] = []
     by_f: dict[int, list[Task]] = {}
@@ -115,7 +117,8 @@ def evaluate_candidate(program: Program, tasks: list[Task], memory: MemoryConfig
         enc = Encoded.of([live])
         examples = sum(t.max_train_steps + t.num_valid for t in group)
         attach(component_kernels(memory, f), enc, examples)
-        res = interpreter(memory, f).run_batch(enc, group, np.array([seed], dtype=np.uint64),
+        batch = TaskBatch(group, f)  # not TaskBatch.of: its cache would keep the tasks alive
+        res = interpreter(memory, f).run_batch(enc, batch, np.array([seed], dtype=np.uint64),
                                                max_abs_error)
         out.extend(res[0, :, 0].tolist())
     return combine(out, "mean")
@@ -481,6 +484,7 @@ def _end_experiment(run: Run, reporter: _Reporter) -> None:
     """After a search experiment's candidate was selected: report, and the stopping rules."""
     cfg = run.config
     reporter.report(run.history[-1])
+    collector.trim()  # the experiment's tasks and caches were just dropped
     if cfg.sufficient_fitness < math.inf and run.best_select > cfg.sufficient_fitness:
         run.stopped = "sufficient_fitness"
     elif cfg.max_experiments and run.experiment >= cfg.max_experiments:
