@@ -1,5 +1,5 @@
-"""The native FEC table against the reference FecCache, and the batched evaluator
-against child-by-child evaluation (the original's order)."""
+"""The native FEC table against the reference FecCache, the batched evaluator against
+child-by-child evaluation (the original's order), the structural memo and the collector."""
 
 from __future__ import annotations
 
@@ -161,3 +161,22 @@ def test_memo_size_never_changes_a_result() -> None:
                             for i in range(0, 500, 50)])
         assert a.tolist() == b.tolist()
         assert small.counters.memo_hits < big.counters.memo_hits
+
+
+def test_the_search_paces_the_collector(monkeypatch) -> None:
+    import gc
+
+    from azc.search import collector
+    calls = []
+    monkeypatch.setattr(collector, "collect_all", lambda: calls.append("full"))
+    monkeypatch.setattr(collector, "FULL_EVERY_SECONDS", 0.0)
+    assert gc.isenabled()
+    collector.tick(collector.CHECK_EVERY)     # outside the context: Python's defaults
+    assert calls == []
+    with collector.paused_collector():
+        assert not gc.isenabled()
+        collector.tick(collector.CHECK_EVERY - 1)
+        assert calls == []
+        collector.tick(1)
+        assert calls == ["full"]
+    assert gc.isenabled()
