@@ -103,26 +103,34 @@ def test_native_table_pickles_and_copies_and_continues_identically() -> None:
     assert results[0] == results[1] == results[2]
 
 
+DEMO_MEMORY = MemoryConfig(4, 3, 1)
+
+
+def _demo_children(seed: int, parents: int, n: int) -> list:
+    """n children of a few random parents in the demo's space (F=4), mutated once each."""
+    demo_ops = (56, 27, 2, 3, 18, 23)  # the demo's ops
+    sp = SearchSpace(DEMO_MEMORY, 4, (demo_ops, demo_ops, demo_ops), (3, 2, 3))
+    mut = Mutator(sp, [MutationType.ALTER_PARAM, MutationType.RANDOMIZE_INSTRUCTION], 1.0)
+    rnd = SearchRandom(seed)
+    ps = [Generator(sp, InitialPopulation.RANDOM_ALGORITHM).program(rnd) for _ in range(parents)]
+    return [mut.mutate(ps[i % parents], rnd) for i in range(n)]
+
+
+def _in_batches(ev: SearchEvaluator, kids: list, size: int) -> np.ndarray:
+    seeds = np.arange(len(kids), dtype=np.uint64)
+    return np.concatenate([ev.evaluate_tasks(kids[i:i + size], seeds[i:i + size])
+                           for i in range(0, len(kids), size)])
+
+
 def test_batched_evaluation_equals_child_by_child_evaluation() -> None:
     """Exact in-batch FEC semantics: a batch settles its children as the original does one
     by one (small cache and forget_every so that evictions and forgetting happen)."""
     tasks = load_tasks("demo_search")[:3]
-    mem = MemoryConfig(4, 3, 1)
-    demo_ops = (56, 27, 2, 3, 18, 23)  # the demo's ops
-    sp = SearchSpace(mem, 4, (demo_ops, demo_ops, demo_ops), (3, 2, 3))
-    mut = Mutator(sp, [MutationType.ALTER_PARAM, MutationType.RANDOMIZE_INSTRUCTION], 1.0)
-    rnd = SearchRandom(11)
-    parents = [Generator(sp, InitialPopulation.RANDOM_ALGORITHM).program(rnd) for _ in range(4)]
-    kids = [mut.mutate(parents[i % 4], rnd) for i in range(600)]
-    seeds = np.arange(600, dtype=np.uint64)
+    kids = _demo_children(11, 4, 600)
     fec = FecConfig(cache_size=40, forget_every=5)
-    batched = SearchEvaluator(tasks, mem, fec=fec)
-    single = SearchEvaluator(tasks, mem, fec=fec)
-    got = np.concatenate([batched.evaluate_tasks(kids[i:i + 50], seeds[i:i + 50])
-                          for i in range(0, 600, 50)])
-    want = np.concatenate([single.evaluate_tasks(kids[i:i + 1], seeds[i:i + 1])
-                           for i in range(600)])
-    assert got.tolist() == want.tolist()
+    batched = SearchEvaluator(tasks, DEMO_MEMORY, fec=fec)
+    single = SearchEvaluator(tasks, DEMO_MEMORY, fec=fec)
+    assert _in_batches(batched, kids, 50).tolist() == _in_batches(single, kids, 1).tolist()
     a, b = batched.counters, single.counters
     assert (a.fec_hits, a.fec_misses, a.train_steps) == (b.fec_hits, b.fec_misses, b.train_steps)
     assert a.fec_hits > 0 and a.fec_misses > 0
@@ -144,22 +152,11 @@ def test_structural_memo_drops_its_oldest_quarter_and_reuses_slots() -> None:
 
 def test_memo_size_never_changes_a_result() -> None:
     tasks = load_tasks("demo_search")[:3]
-    mem = MemoryConfig(4, 3, 1)
-    demo_ops = (56, 27, 2, 3, 18, 23)
-    sp = SearchSpace(mem, 4, (demo_ops, demo_ops, demo_ops), (3, 2, 3))
-    mut = Mutator(sp, [MutationType.ALTER_PARAM, MutationType.RANDOMIZE_INSTRUCTION], 1.0)
-    rnd = SearchRandom(12)
-    parents = [Generator(sp, InitialPopulation.RANDOM_ALGORITHM).program(rnd) for _ in range(3)]
-    kids = [mut.mutate(parents[i % 3], rnd) for i in range(500)]
-    seeds = np.arange(500, dtype=np.uint64)
+    kids = _demo_children(12, 3, 500)
     for fec in (FecConfig(), None):
-        small = SearchEvaluator(tasks, mem, fec=fec, memo_size=8)
-        big = SearchEvaluator(tasks, mem, fec=fec)
-        a = np.concatenate([small.evaluate_tasks(kids[i:i + 50], seeds[i:i + 50])
-                            for i in range(0, 500, 50)])
-        b = np.concatenate([big.evaluate_tasks(kids[i:i + 50], seeds[i:i + 50])
-                            for i in range(0, 500, 50)])
-        assert a.tolist() == b.tolist()
+        small = SearchEvaluator(tasks, DEMO_MEMORY, fec=fec, memo_size=8)
+        big = SearchEvaluator(tasks, DEMO_MEMORY, fec=fec)
+        assert _in_batches(small, kids, 50).tolist() == _in_batches(big, kids, 50).tolist()
         assert small.counters.memo_hits < big.counters.memo_hits
 
 
