@@ -112,6 +112,8 @@ def model_module(program: Program, memory: MemoryConfig, features: int, *, eval_
     parts.append(f"@azm.info = private constant {info_type} {{ {info_vals} }}, align 8\n")
 
     hdr = {name: i for i, name in enumerate(STATE_FIELDS)}
+    fit_start = _checked_start(("x", "y"), nbytes, hdr["seed"])
+    predict_start = _checked_start(("x",), nbytes, hdr["seed"])
     aligned_total = -(-total // 64) * 64
     sig_lines = """
 define internal double @azm_sigmoid(double %x) alwaysinline nounwind {
@@ -227,27 +229,7 @@ zero:
   store i64 0, ptr %trained, align 8
   br label %check
 check:
-  %valid = call i1 @azm_valid(ptr %st)
-  br i1 %valid, label %args, label %badstate
-badstate:
-  ret i32 -1
-args:
-  %nneg = icmp slt i64 %n, 0
-  %xnull = icmp eq ptr %x, null
-  %ynull = icmp eq ptr %y, null
-  %anynull = or i1 %xnull, %ynull
-  %npos = icmp sgt i64 %n, 0
-  %nullrows = and i1 %npos, %anynull
-  %bad = or i1 %nneg, %nullrows
-  br i1 %bad, label %badarg, label %start
-badarg:
-  ret i32 -2
-start:
-  %smem = getelementptr inbounds i8, ptr %st, i64 {STATE_HEADER}
-  call void @llvm.memcpy.p0.p0.i64(ptr align 64 %mem, ptr align 8 %smem, i64 {nbytes}, i1 false)
-  %pseed = call ptr @azm_word(ptr %st, i64 {hdr["seed"]})
-  %seed = load i64, ptr %pseed, align 8
-  %pet = call ptr @azm_word(ptr %st, i64 {hdr["eval_type"]})
+{fit_start}  %pet = call ptr @azm_word(ptr %st, i64 {hdr["eval_type"]})
   %et = load i64, ptr %pet, align 8
   %acc = icmp eq i64 %et, {ACCURACY}
   %ktask = call i64 @azc_task_key(i64 %seed, i64 0)
@@ -323,25 +305,7 @@ stopret:
 define i32 @azc_model_predict(ptr %st, ptr %x, i64 %n, ptr %out, ptr %proba) nounwind {{
 entry:
   %mem = alloca [{size} x double], align 64
-  %valid = call i1 @azm_valid(ptr %st)
-  br i1 %valid, label %args, label %badstate
-badstate:
-  ret i32 -1
-args:
-  %nneg = icmp slt i64 %n, 0
-  %xnull = icmp eq ptr %x, null
-  %npos = icmp sgt i64 %n, 0
-  %nullrows = and i1 %npos, %xnull
-  %bad = or i1 %nneg, %nullrows
-  br i1 %bad, label %badarg, label %start
-badarg:
-  ret i32 -2
-start:
-  %smem = getelementptr inbounds i8, ptr %st, i64 {STATE_HEADER}
-  call void @llvm.memcpy.p0.p0.i64(ptr align 64 %mem, ptr align 8 %smem, i64 {nbytes}, i1 false)
-  %pseed = call ptr @azm_word(ptr %st, i64 {hdr["seed"]})
-  %seed = load i64, ptr %pseed, align 8
-  %ktask = call i64 @azc_task_key(i64 %seed, i64 0)
+{predict_start}  %ktask = call i64 @azc_task_key(i64 %seed, i64 0)
   call void @azm_setup_once(ptr %st, ptr %mem, i64 %ktask)
   %pc = call ptr @azm_word(ptr %st, i64 {hdr["predict_count"]})
   %c0 = load i64, ptr %pc, align 8
@@ -389,6 +353,34 @@ done:
 }}
 """)
     return "\n".join(parts)
+
+
+def _checked_start(rows: tuple[str, ...], nbytes: int, seed_word: int) -> str:
+    """IR shared by fit and predict: return -1 for a bad state, -2 for n < 0 or a null
+    row array with n > 0; then copy the state's memory into %mem and load %seed."""
+    nulls, anynull = "", "false"
+    for r in rows:
+        nulls += (f"  %{r}null = icmp eq ptr %{r}, null\n"
+                  f"  %{r}any = or i1 {anynull}, %{r}null\n")
+        anynull = f"%{r}any"
+    return f"""  %valid = call i1 @azm_valid(ptr %st)
+  br i1 %valid, label %args, label %badstate
+badstate:
+  ret i32 -1
+args:
+  %nneg = icmp slt i64 %n, 0
+{nulls}  %npos = icmp sgt i64 %n, 0
+  %nullrows = and i1 %npos, {anynull}
+  %bad = or i1 %nneg, %nullrows
+  br i1 %bad, label %badarg, label %start
+badarg:
+  ret i32 -2
+start:
+  %smem = getelementptr inbounds i8, ptr %st, i64 {STATE_HEADER}
+  call void @llvm.memcpy.p0.p0.i64(ptr align 64 %mem, ptr align 8 %smem, i64 {nbytes}, i1 false)
+  %pseed = call ptr @azm_word(ptr %st, i64 {seed_word})
+  %seed = load i64, ptr %pseed, align 8
+"""
 
 
 def _s64(x: int) -> int:
