@@ -210,7 +210,7 @@ class SearchEvaluator:
         t4 = clock()
         miss_child, miss_task = okarr[miss // T], miss % T
         evaluated = np.unique(miss_child)
-        got_fit = got_steps = None
+        got_fit, got_steps = np.zeros(0), np.zeros(0, dtype=np.int64)
         if len(evaluated):
             fits, stp = self._evaluate_rows(live, seeds, evaluated.tolist())
             at = np.searchsorted(evaluated, miss_child)
@@ -226,25 +226,16 @@ class SearchEvaluator:
         owner = np.arange(n)                          # whose memo entry a child updates
         if same_as:
             owner[list(same_as)] = list(same_as.values())
-        if got_fit is not None:
-            assert got_steps is not None
-            target = slot_of[owner[miss_child]]       # existing entries first
-            upd = target >= 0
-            memo.fitness[target[upd], miss_task[upd]] = got_fit[upd]
-            memo.steps[target[upd], miss_task[upd]] = got_steps[upd]
+        # existing entries before add(), which may drop old entries and reuse their slots
+        memo.record(slot_of[owner[miss_child]], miss_task, got_fit, got_steps)
         if new:
             rows = memo.add([keys[i] for i in new])
             kept = rows >= 0
             newarr = np.array(new, dtype=np.int64)[kept]
             memo.fp[rows[kept]], memo.fec_steps[rows[kept]] = fps[newarr], fec_steps[newarr]
-            if got_fit is not None:
-                assert got_steps is not None
-                row_of = np.full(n, -1, dtype=np.int64)
-                row_of[new] = rows
-                target = row_of[owner[miss_child]]
-                upd = target >= 0
-                memo.fitness[target[upd], miss_task[upd]] = got_fit[upd]
-                memo.steps[target[upd], miss_task[upd]] = got_steps[upd]
+            row_of = np.full(n, -1, dtype=np.int64)
+            row_of[new] = rows
+            memo.record(row_of[owner[miss_child]], miss_task, got_fit, got_steps)
         c.train_steps += steps
         c.evaluated += len(evaluated)
         st = c.stage_seconds

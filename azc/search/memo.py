@@ -62,3 +62,10 @@ class StructuralMemo:
         self.fitness[kept] = np.nan
         self.steps[kept] = 0
         return rows
+
+    def record(self, slots: np.ndarray, tasks: np.ndarray, fitness: np.ndarray,
+               steps: np.ndarray) -> None:
+        """Store full evaluations: (slot, task) -> fitness and steps, skipping slots < 0."""
+        keep = slots >= 0
+        self.fitness[slots[keep], tasks[keep]] = fitness[keep]
+        self.steps[slots[keep], tasks[keep]] = steps[keep]
