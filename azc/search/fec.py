@@ -86,13 +86,3 @@ class FecCache:
         if len(entries) > self.config.cache_size:
             entries.popitem(last=False)
         return entry
-
-    def state(self) -> dict:
-        """Everything needed to restore the cache (for checkpoints)."""
-        return {"entries": list(self._entries.items()), "hits": self.hits,
-                "misses": self.misses}
-
-    def restore(self, state: dict) -> None:
-        """Restore a state from `state()`."""
-        self._entries = OrderedDict((k, list(v)) for k, v in state["entries"])
-        self.hits, self.misses = state["hits"], state["misses"]
