@@ -12,26 +12,12 @@ core), the tiers used and the time per stage.
 from __future__ import annotations
 
 import argparse
-import time
 
-from azc.search.collector import paused_collector
-from azc.search.experiment import Run
+from searchrun import timed_search
 
 
 def rate(individuals: int, seed: int, kernels: bool) -> tuple[float, int, dict]:
-    from azc.search.config import load_config
-    cfg = load_config("baseline")
-    run = Run(cfg, seed)
-    run._start_search()
-    evo, ev = run.evo, run.evaluator
-    assert evo is not None and ev is not None
-    ev.use_kernels = kernels
-    t0 = time.perf_counter()
-    with paused_collector():  # as the driver runs the search
-        evo.initialize()
-        while evo.individuals < individuals:
-            evo.step()
-    elapsed = time.perf_counter() - t0
+    _, ev, elapsed = timed_search("baseline", seed, individuals, use_kernels=kernels)
     c = ev.counters
     ck = ev.kernels
     return c.individuals / elapsed, c.individuals, {

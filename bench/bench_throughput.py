@@ -15,29 +15,16 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 
-from azc.search.collector import paused_collector
-from azc.search.experiment import Run
+from searchrun import timed_search
 
 
 def one_core(individuals: int, seed: int, config: str) -> None:
-    from azc.search.config import load_config
-    cfg = load_config(config)
-    run = Run(cfg, seed)
-    run._start_search()
-    evo, ev = run.evo, run.evaluator
-    assert evo is not None and ev is not None
-    t0 = time.perf_counter()
-    with paused_collector():  # as the driver runs the search
-        evo.initialize()
-        while evo.individuals < individuals:
-            evo.step()
-    elapsed = time.perf_counter() - t0
+    evo, ev, elapsed = timed_search(config, seed, individuals)
     c = ev.counters
     n = c.individuals
     print(f"{config}: {n:,} individuals in {elapsed:.1f} s = {n / elapsed:,.0f} individuals/s "
-          f"(one core, batch {cfg.batch_size})")
+          f"(one core, batch {evo.batch_size})")
     fec_share = 1 - (c.settled_memo + c.evaluated) / n
     print(f"settled by the structural memo (live code seen before): {c.settled_memo / n:6.1%}")
     print(f"settled by FEC (every task a hit):                      {fec_share:6.1%}")

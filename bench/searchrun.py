@@ -1,0 +1,30 @@
+"""Shared by the search benches: one search experiment run for a number of individuals."""
+
+from __future__ import annotations
+
+import time
+
+from azc.search.collector import paused_collector
+from azc.search.config import load_config
+from azc.search.evaluator import SearchEvaluator
+from azc.search.evolution import RegularizedEvolution
+from azc.search.experiment import Run
+
+
+def timed_search(config: str, seed: int, individuals: int, use_kernels: bool | None = None
+                 ) -> tuple[RegularizedEvolution, SearchEvaluator, float]:
+    """(evolution, evaluator, seconds) after `individuals` children of one search
+    experiment, run as the driver runs it (collector paused); `use_kernels` overrides
+    the tier choice."""
+    run = Run(load_config(config), seed)
+    run._start_search()
+    evo, ev = run.evo, run.evaluator
+    assert evo is not None and ev is not None
+    if use_kernels is not None:
+        ev.use_kernels = use_kernels
+    t0 = time.perf_counter()
+    with paused_collector():
+        evo.initialize()
+        while evo.individuals < individuals:
+            evo.step()
+    return evo, ev, time.perf_counter() - t0
