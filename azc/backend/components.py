@@ -81,20 +81,20 @@ class ComponentKernels:
         self.compiler = compiler or Compiler(opt=1, engine_size=engine_size)
         self.compiler.engine_size = engine_size
         self.max_engines = max_engines
-        self.kernels: dict[bytes, tuple[int, int, Engine]] = {}
+        self.kernels: dict[bytes, tuple[int, Engine]] = {}
         self.engines: OrderedDict[int, Engine] = OrderedDict()
         self.cost = CostModel()
         self.uses: dict[bytes, int] = {}
         self.compiled = 0
         self.hits = 0
 
-    def get(self, key: bytes) -> tuple[int, int] | None:
-        """(predict, learn) function addresses of a key, if compiled and alive."""
+    def get(self, key: bytes) -> int | None:
+        """The loops function address of a key, if compiled and alive."""
         k = self.kernels.get(key)
-        if k is None or k[2].closed:
+        if k is None or k[1].closed:
             return None
         self.hits += 1
-        return k[0], k[1]
+        return k[0]
 
     def count_use(self, key: bytes) -> int:
         """Count an evaluation of this code; the uses before it."""
@@ -110,9 +110,8 @@ class ComponentKernels:
             return
         parts, names = [], []
         for i, (_, predict, learn) in enumerate(items):
-            text = lower.component_kernel_module(predict, learn, self.layout, f"ck{i}")
-            parts.append(text)
-            names += [f"ck{i}_predict", f"ck{i}_learn"]
+            parts.append(lower.loop_kernel_module(predict, learn, self.layout, f"ck{i}"))
+            names.append(f"ck{i}")
         from azc.backend.jit import _dedupe
         seen: set[str] = set()
         module = "\n".join(_dedupe(t, seen) for t in parts)
@@ -122,12 +121,12 @@ class ComponentKernels:
         self.engines[id(engine)] = engine
         self.engines.move_to_end(id(engine))
         for i, (key, _, _) in enumerate(items):
-            self.kernels[key] = (addrs[2 * i], addrs[2 * i + 1], engine)
+            self.kernels[key] = (addrs[i], engine)
         while len(self.engines) > self.max_engines:
             _, old = self.engines.popitem(last=False)
             if old is self.compiler.engine:
                 self.compiler.engine = None
-            self.kernels = {k: v for k, v in self.kernels.items() if v[2] is not old}
+            self.kernels = {k: v for k, v in self.kernels.items() if v[1] is not old}
             old.close()
 
     def close(self) -> None:
@@ -154,7 +153,7 @@ def attach(ck: ComponentKernels, enc, examples: int) -> int:
     """Give the programs of `enc` compiled Predict/Learn where the cost model says so.
 
     `enc` is an `azc.backend.native.Encoded` batch about to be run on tasks
-    totalling `examples` examples per program; descriptor fields 8 and 9 are
+    totalling `examples` examples per program; descriptor field 8 is
     set for the programs that get kernels (compiled now, in one batch, if
     needed).  Returns how many programs run with compiled components.
     """
@@ -181,8 +180,8 @@ def attach(ck: ComponentKernels, enc, examples: int) -> int:
         ck.compile(list(pending.values()))
     n = 0
     for r, key in rows:
-        addrs = ck.get(key)
-        if addrs is not None:
-            enc.progs[r, 8], enc.progs[r, 9] = addrs
+        addr = ck.get(key)
+        if addr is not None:
+            enc.progs[r, 8] = addr
             n += 1
     return n

@@ -622,6 +622,7 @@ def declarations(F: int) -> str:
         f"declare {vt} @llvm.fabs.{vs}({vt})",
         f"declare double @llvm.vector.reduce.fadd.{vs}(double, {vt})",
         "declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)",
+        "declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)",
     ]
     return "\n".join(lines) + "\n"
 
@@ -660,16 +661,108 @@ def component_function(name: str, instrs: Sequence[Instr], layout: Layout) -> st
             "{\n" + b.render() + "\n}\n")
 
 
-def driver(name: str, layout: Layout, calls: dict[Component, str], uses_random: bool,
+def driver(name: str, layout: Layout, setup: str, loops: str, uses_random: bool,
            interpreted: bool = False) -> str:
     """The protocol driver: every task of a descriptor array, as azc.interp does it.
 
-    `calls` maps each component to an LLVM call template with `{mem}` and `{k}`
-    placeholders (the memory pointer and the execution key).  With
-    `interpreted`, the driver also takes the encoded program (`ptr %prog`)
-    and a byte offset added to every record pointer (`i64 %recoff`), and `{k}`
-    is the execution id: the interpreter derives random keys only when a
-    random op runs.
+    Per task: zero the memory, run Setup (`setup`: an LLVM call template with
+    `{mem}` and `{k}` placeholders, the memory pointer and the execution key),
+    then the task's training and validation: `loops` names a `task_loops`
+    function.  With `interpreted`, the driver also takes the encoded program
+    (`ptr %prog`) and a byte offset added to every record pointer
+    (`i64 %recoff`); `{k}` is then the execution id (the interpreter derives
+    random keys only when a random op runs), and a program whose descriptor
+    holds a compiled loops function (field 8, see `loop_kernel_module`) runs
+    that instead of the interpreted one on tasks that record nothing.
+    """
+    size = max(layout.size, 1)
+    if interpreted:
+        ks_setup, pre_setup = "%xsid", "  %xsid = or i64 0, 0\n"
+    elif uses_random:
+        ks_setup, pre_setup = "%xsk", "  %xsk = call i64 @azc_exec_key(i64 %ktask, i64 0)\n"
+    else:
+        ks_setup, pre_setup = "0", ""
+    task_key = ("  %ktask = call i64 @azc_task_key(i64 %seed, i64 %index)\n"
+                if uses_random or interpreted else "  %ktask = or i64 0, 0\n")
+    params = "ptr %desc, i64 %ntasks, i64 %seed, double %maxerr, ptr %out"
+    linkage, prog, recoff = "", "null", "0"
+    if interpreted:
+        params += ", ptr %prog, i64 %recoff"
+        linkage, prog, recoff = "internal ", "%prog", "%recoff"
+    args = (f"ptr %mem, ptr %d, ptr %o, i64 %ktask, double %maxerr, i64 {recoff}, "
+            f"ptr {prog}")
+    recs = [f"%rec{i}" for i, f in enumerate(TASK_FIELDS) if f.startswith("rec_")]
+    records = "\n".join(
+        [f"  {r}.p = getelementptr inbounds i64, ptr %d, i64 {r[4:]}\n  {r} = load i64, ptr {r}.p"
+         for r in recs]
+        + [f"  %recs = or i64 {recs[0]}, {recs[1]}", f"  %recs2 = or i64 %recs, {recs[2]}",
+           f"  %recs3 = or i64 %recs2, {recs[3]}", "  %norec = icmp eq i64 %recs3, 0"])
+    if interpreted:
+        run = f"""  %fn.pp = getelementptr inbounds i64, ptr %prog, i64 8
+  %fn.i = load i64, ptr %fn.pp
+  %fn = inttoptr i64 %fn.i to ptr
+  %has.fn = icmp ne ptr %fn, null
+{records}
+  %compiled = and i1 %has.fn, %norec
+  br i1 %compiled, label %task.compiled, label %task.interp
+task.compiled:
+  call void %fn({args})
+  br label %task.next
+task.interp:
+  call void @{loops}({args})
+  br label %task.next
+task.next:"""
+    else:
+        run = f"  call void @{loops}({args})"
+    index = TASK_FIELDS.index("index")
+    return f"""
+define {linkage}void @{name}({params}) nounwind {{
+entry:
+{_prog_loads("s") if interpreted else ""}
+  %mem = alloca [{size} x double], align 64
+  br label %task.head
+task.head:
+  %t = phi i64 [ 0, %entry ], [ %t1, %task.next ]
+  %t.more = icmp slt i64 %t, %ntasks
+  br i1 %t.more, label %task.body, label %exit
+exit:
+  ret void
+task.body:
+  %d.off = mul i64 %t, {DESC_WIDTH}
+  %d = getelementptr inbounds i64, ptr %desc, i64 %d.off
+  %o.off = mul i64 %t, {OUT_WIDTH}
+  %o = getelementptr inbounds double, ptr %out, i64 %o.off
+  %index.pp = getelementptr inbounds i64, ptr %d, i64 {index}
+  %index = load i64, ptr %index.pp
+  call void @llvm.memset.p0.i64(ptr %mem, i8 0, i64 {size * 8}, i1 false)
+{task_key}{pre_setup}  {setup.format(mem="%mem", k=ks_setup)}
+{run if interpreted else run + chr(10) + "  br label %task.next" + chr(10) + "task.next:"}
+  %t1 = add i64 %t, 1
+  br label %task.head
+}}
+"""
+
+
+LOOPS_PARAMS = "ptr %d, ptr %o, i64 %ktask, double %maxerr, i64 %recoff, ptr %prog"
+
+
+def task_loops(name: str, layout: Layout, calls: dict[Component, str], uses_random: bool,
+               interpreted: bool = False, local_memory: bool = False,
+               linkage: str = "internal", records: bool = True,
+               sigmoid_unread: bool = False) -> str:
+    """@<name>(ptr mem, ptr d, ptr o, i64 ktask, double maxerr, i64 recoff, ptr prog):
+    one task's training epochs and validations after Setup, as azc.interp runs them.
+
+    `d` is the task's descriptor row, `o` its output row (written here), `ktask`
+    its random key, `recoff` a byte offset added to its record pointers, `prog`
+    the encoded program (read only when `interpreted`).  `calls` maps Predict
+    and Learn to call templates as in `driver`.  With `local_memory`, the
+    memory is copied into a local buffer first, so that LLVM can keep the
+    scalars and vectors in registers across examples (the memory is not read
+    after the task).  Without `records`, the record pointers are ignored (the
+    driver runs such loops only for tasks that record nothing).  With
+    `sigmoid_unread` (see `sigmoid_unread`; only without records), training
+    on accuracy tasks skips the sigmoid where it cannot change the outcome.
     """
     F = layout.features
     vt = f"<{F} x double>"
@@ -690,24 +783,35 @@ def driver(name: str, layout: Layout, calls: dict[Component, str], uses_random: 
                  f"  %{tag}k = call i64 @azc_exec_key(i64 %ktask, i64 %{tag}id)\n")
         return f"%{tag}k", lines
 
-    ks_setup, pre_setup = execkey(0, "0", "xs")
     ks_pred, pre_pred = execkey(1, "%tt", "xp")
     ks_learn, pre_learn = execkey(2, "%tt", "xl")
     ks_valid, pre_valid = execkey(3, "%vid", "xv")
-    task_key = ("  %ktask = call i64 @azc_task_key(i64 %seed, i64 %index)\n"
-                if uses_random or interpreted else "")
-    params = "ptr %desc, i64 %ntasks, i64 %seed, double %maxerr, ptr %out"
-    linkage = ""
-    if interpreted:
-        params += ", ptr %prog, i64 %recoff"
-        linkage = "internal "
+    memory = "ptr noalias %mem"
+    if local_memory:
+        memory = "ptr noalias %mem.in"
+    copy = (f"  %mem = alloca [{size} x double], align 64\n"
+            f"  call void @llvm.memcpy.p0.p0.i64(ptr %mem, ptr %mem.in, i64 {size * 8}, "
+            f"i1 false)\n") if local_memory else ""
+    inline = " alwaysinline" if linkage == "internal" and not interpreted else ""
+    sig_fast, sig_fast_in = "  br label %sig.exact", ""
+    if sigmoid_unread:
+        # The sigmoid is only needed for the error check: with |y| + 1 <= maxerr, the
+        # check fails exactly when s1 is NaN (the sigmoid is in [0, 1] otherwise), and
+        # 0.5 (or the NaN) in its place gives the same outcome with no exp().
+        sig_fast = """  %ya = call double @llvm.fabs.f64(double %y)
+  %yb = fadd double %ya, 1.0
+  %fast = fcmp ole double %yb, %maxerr
+  br i1 %fast, label %sig.fast, label %sig.exact
+sig.fast:
+  %s1nan = fcmp uno double %s1, 0.0
+  %sgf = select i1 %s1nan, double %s1, double 0.5
+  br label %sig.join"""
+        sig_fast_in = ", [ %sgf, %sig.fast ]"
     m2p = f64(-0.63661977236758138243)
     return f"""
-define {linkage}void @{name}({params}) nounwind {{
+define {linkage} void @{name}({memory}, {LOOPS_PARAMS}) nounwind{inline} {{
 entry:
-{_prog_loads() if interpreted else ""}
-  %mem = alloca [{size} x double], align 64
-  %t.a = alloca i64
+{copy}{_prog_loads("pl") if interpreted else ""}
   %rem.a = alloca i64
   %best.a = alloca double
   %step.a = alloca i64
@@ -720,25 +824,10 @@ entry:
   %k.a = alloca i64
   %j.a = alloca i64
   %loss.a = alloca double
-  store i64 0, ptr %t.a
-  br label %task.head
-task.head:
-  %t = load i64, ptr %t.a
-  %t.more = icmp slt i64 %t, %ntasks
-  br i1 %t.more, label %task.body, label %exit
-exit:
-  ret void
-task.body:
-  %d.off = mul i64 %t, {DESC_WIDTH}
-  %d = getelementptr inbounds i64, ptr %desc, i64 %d.off
-  %o.off = mul i64 %t, {OUT_WIDTH}
-  %o = getelementptr inbounds double, ptr %out, i64 %o.off
-{_desc_loads(interpreted)}
+{_desc_loads(True, records)}
   %acc = icmp eq i64 %evaltype, 4
   %v0.p = getelementptr inbounds double, ptr %mem, i64 {voff}
   %s1.p = getelementptr inbounds double, ptr %mem, i64 1
-  call void @llvm.memset.p0.i64(ptr %mem, i8 0, i64 {size * 8}, i1 false)
-{task_key}{pre_setup}  {call(Component.SETUP, ks_setup)}
   %ne = mul i64 %N, %E
   %nall.lt = icmp slt i64 %nreq, %ne
   %nall = select i1 %nall.lt, i64 %nreq, i64 %ne
@@ -794,14 +883,19 @@ tp.rec:
 tp.done:
   br i1 %acc, label %sig, label %sig.done
 sig:
+{sig_fast}
+sig.exact:
   %neg = fneg double %s1
   %ex1 = call double @exp(double %neg)
   %den = fadd double 1.0, %ex1
   %sg = fdiv double 1.0, %den
   store double %sg, ptr %s1.p, align 8
+  br label %sig.join
+sig.join:
+  %sgv = phi double [ %sg, %sig.exact ]{sig_fast_in}
   br label %sig.done
 sig.done:
-  %s1b = phi double [ %s1, %tp.done ], [ %sg, %sig ]
+  %s1b = phi double [ %s1, %tp.done ], [ %sgv, %sig.join ]
   %diff = fsub double %y, %s1b
   %err = call double @llvm.fabs.f64(double %diff)
   %bad = fcmp ugt double %err, %maxerr
@@ -944,31 +1038,27 @@ task.done:
   %bestf = load double, ptr %best.a
   store double %bestf, ptr %o
 {_out_stores()}
-  %t1 = add i64 %t, 1
-  store i64 %t1, ptr %t.a
-  br label %task.head
+  ret void
 }}
 """
 
 
-def _prog_loads() -> str:
-    """Load the encoded program's (code pointer, length) per component, and the
-    compiled Predict/Learn functions (null: interpret)."""
+def _prog_loads(components: str) -> str:
+    """Load the encoded program's (code pointer, length) of some components ("s", "p", "l")."""
     lines = []
-    for i, c in enumerate("spl"):
+    for c in components:
+        i = "spl".index(c)
         lines += [f"  %code.{c}.pp = getelementptr inbounds i64, ptr %prog, i64 {2 * i}",
                   f"  %code.{c}.i = load i64, ptr %code.{c}.pp",
                   f"  %code.{c} = inttoptr i64 %code.{c}.i to ptr",
                   f"  %n.{c}.pp = getelementptr inbounds i64, ptr %prog, i64 {2 * i + 1}",
                   f"  %n.{c} = load i64, ptr %n.{c}.pp"]
-    for i, c in ((8, "p"), (9, "l")):
-        lines += [f"  %fn.{c}.pp = getelementptr inbounds i64, ptr %prog, i64 {i}",
-                  f"  %fn.{c}.i = load i64, ptr %fn.{c}.pp",
-                  f"  %fn.{c} = inttoptr i64 %fn.{c}.i to ptr"]
     return "\n".join(lines)
 
 
-def _desc_loads(recoff: bool = False) -> str:
+def _desc_loads(recoff: bool = False, records: bool = True) -> str:
+    """Load a task descriptor's fields (`%d`); record pointers get `%recoff` added with
+    `recoff`, and are null without `records` (code that never records)."""
     names = {"train_x": "tx", "train_y": "ty", "valid_x": "vx", "valid_y": "vy",
              "order": "order", "num_train": "N", "num_valid": "NV", "epochs": "E",
              "eval_type": "evaltype", "index": "index", "num_train_req": "nreq",
@@ -978,7 +1068,9 @@ def _desc_loads(recoff: bool = False) -> str:
     for i, field in enumerate(TASK_FIELDS):
         name = names[field]
         lines.append(f"  %{name}.pp = getelementptr inbounds i64, ptr %d, i64 {i}")
-        if field.startswith("rec_") and recoff:
+        if field.startswith("rec_") and not records:
+            lines.append(f"  %{name} = inttoptr i64 0 to ptr")
+        elif field.startswith("rec_") and recoff:
             lines.append(f"  %{name}.i = load i64, ptr %{name}.pp")
             lines.append(f"  %{name}.nz = icmp ne i64 %{name}.i, 0")
             lines.append(f"  %{name}.add = select i1 %{name}.nz, i64 %recoff, i64 0")
@@ -1026,7 +1118,8 @@ def kernel_module(program: Program, memory: MemoryConfig, features: int,
         fname = f"{name}_{comp.attr}"
         parts.append(component_function(fname, instrs, layout))
         calls[comp] = f"call void @{fname}(ptr {{mem}}, i64 {{k}})"
-    parts.append(driver(name, layout, calls, uses_random))
+    parts.append(task_loops(f"{name}_loops", layout, calls, uses_random))
+    parts.append(driver(name, layout, calls[Component.SETUP], f"{name}_loops", uses_random))
     parts.append(runner(f"{name}_run", calls, uses_random))
     return "\n".join(parts)
 
@@ -1067,9 +1160,9 @@ done:
 # ---------------------------------------------------------------------------
 
 CODE_RECORD = 32  # bytes per encoded instruction: i16 op, out, in1, in2; f64 c0, c1, c2
-PROG_WIDTH = 10   # int64 per program descriptor: (code, length) per component; 6, 7: set by
-#                  the native DCE (live random ops, live instructions); 8, 9: compiled
-#                  Predict and Learn functions (0: interpret them)
+PROG_WIDTH = 9    # int64 per program descriptor: (code, length) per component; 6, 7: set by
+#                  the native DCE (live random ops, live instructions); 8: the compiled
+#                  training and validation (`loop_kernel_module`; 0: interpret them)
 
 
 def interp_loop(name: str, layout: Layout) -> str:
@@ -1164,27 +1257,13 @@ def interpreter_module(memory: MemoryConfig, features: int, name: str = "azc_int
              declarations(features), rng_functions()]
     parts += [op_function(op.id, features) for op in OPS if op.out is not None]
     parts.append(interp_loop(f"{name}_loop", layout))
-    parts.append(f"""
-; Run a component: its compiled function when the program has one, else interpret it.
-define internal void @{name}_run(ptr %mem, i64 %ktask, i64 %xid, ptr %code, i64 %n,
-                                 ptr %fn) alwaysinline nounwind {{{{
-entry:
-  %interp = icmp eq ptr %fn, null
-  br i1 %interp, label %loop, label %compiled
-loop:
-  call void @{name}_loop(ptr %mem, i64 %ktask, i64 %xid, ptr %code, i64 %n)
-  ret void
-compiled:
-  call void %fn(ptr %mem, i64 %ktask, i64 %xid)
-  ret void
-}}}}
-""".replace("{{{{", "{{").replace("}}}}", "}}").format())
-    calls = {Component.SETUP: (f"call void @{name}_loop(ptr {{mem}}, i64 %ktask, i64 {{k}}, "
-                               f"ptr %code.s, i64 %n.s)")}
-    for comp, c in ((Component.PREDICT, "p"), (Component.LEARN, "l")):
-        calls[comp] = (f"call void @{name}_run(ptr {{mem}}, i64 %ktask, i64 {{k}}, "
-                       f"ptr %code.{c}, i64 %n.{c}, ptr %fn.{c})")
-    parts.append(driver(f"{name}_one", layout, calls, True, interpreted=True))
+    calls = {comp: (f"call void @{name}_loop(ptr {{mem}}, i64 %ktask, i64 {{k}}, "
+                    f"ptr %code.{c}, i64 %n.{c})")
+             for comp, c in ((Component.SETUP, "s"), (Component.PREDICT, "p"),
+                             (Component.LEARN, "l"))}
+    parts.append(task_loops(f"{name}_loops", layout, calls, True, interpreted=True))
+    parts.append(driver(f"{name}_one", layout, calls[Component.SETUP], f"{name}_loops", True,
+                        interpreted=True))
     parts.append(f"""
 define void @{name}(ptr %desc, i64 %ntasks, i64 %seed, double %maxerr, ptr %out, ptr %prog,
                     i64 %recoff) nounwind {{
@@ -1684,29 +1763,44 @@ exit:
 """
 
 
-def component_kernel_module(predict: Sequence[Instr], learn: Sequence[Instr], layout: Layout,
-                            name: str) -> str:
-    """@<name>_predict and @<name>_learn(ptr mem, i64 ktask, i64 xid): compiled components.
+def sigmoid_unread(predict: Sequence[Instr], learn: Sequence[Instr]) -> bool:
+    """Whether the sigmoid written to s1 after a training Predict (accuracy tasks) is
+    never read: Learn does not read s1 before writing it, and s1 is overwritten, by
+    Learn or by Predict before any read (the prediction itself reads s1)."""
+    def first_access(instrs: Sequence[Instr]) -> str | None:
+        for ins in instrs:
+            if (Kind.SCALAR, 1) in ins.inputs():
+                return "read"
+            if ins.output() == (Kind.SCALAR, 1):
+                return "write"
+        return None
+    learn_first = first_access(learn)
+    if learn_first is not None:
+        return learn_first == "write"
+    return first_access(predict) == "write"
 
-    For the native interpreter's mixed tier: the interpreter runs Setup and
-    calls these instead of interpreting Predict and Learn.  Instructions are
+
+def loop_kernel_module(predict: Sequence[Instr], learn: Sequence[Instr], layout: Layout,
+                       name: str) -> str:
+    """@<name>: a `task_loops` function with Predict and Learn compiled in.
+
+    For the native interpreter's mixed tier: the interpreter runs Setup, then
+    calls this instead of interpreting the training and validation (descriptor
+    field 8) of tasks that record no predictions or errors.  The memory is
+    copied into a local buffer, so that scalars and vectors stay in registers
+    across examples.  Instructions are
     encoded records as the interpreter reads them (a random op's in1 field:
-    slot + 1, 0 for its position).  Memory is the interpreter's buffer.
+    slot + 1, 0 for its position).
     """
     F = layout.features
     used = sorted({ins.op for ins in (*predict, *learn) if ins.op != 0})
-    parts = [declarations(F), rng_functions()]
+    random = any(OPS[i.op].random for i in (*predict, *learn))
+    parts = [declarations(F)] + ([rng_functions()] if random else [])
     parts += [op_function(op, F) for op in used]
-    for comp, instrs in (("predict", predict), ("learn", learn)):
-        body = component_function(f"{name}_{comp}_body", instrs, layout)
-        parts.append(body)
-        random = any(OPS[i.op].random for i in instrs)
-        key = ("  %k = call i64 @azc_exec_key(i64 %ktask, i64 %xid)\n" if random else "")
-        parts.append(f"""
-define void @{name}_{comp}(ptr noalias %mem, i64 %ktask, i64 %xid) nounwind {{
-entry:
-{key}  call void @{name}_{comp}_body(ptr %mem, i64 {"%k" if random else "0"})
-  ret void
-}}
-""")
+    calls = {}
+    for comp, instrs in ((Component.PREDICT, predict), (Component.LEARN, learn)):
+        parts.append(component_function(f"{name}_{comp.attr}", instrs, layout))
+        calls[comp] = f"call void @{name}_{comp.attr}(ptr {{mem}}, i64 {{k}})"
+    parts.append(task_loops(name, layout, calls, random, local_memory=True, linkage="",
+                            records=False, sigmoid_unread=sigmoid_unread(predict, learn)))
     return "\n".join(parts)

@@ -126,7 +126,6 @@ define internal double @azm_sigmoid(double %x) alwaysinline nounwind {
 """
     parts.append(sig_lines)
     parts.append(f"""
-declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
 declare ptr @aligned_alloc(i64, i64) nounwind
 declare void @free(ptr) nounwind
 
