@@ -50,10 +50,20 @@ def test_kernels_are_shared_by_programs_with_the_same_predict_and_learn() -> Non
 
 
 def test_cost_model_compiles_only_when_it_pays() -> None:
+    from azc.frontend import parse
     cost = CostModel(compile_seconds=0.02)
-    assert not cost.pays(2_000, 50.0, 0, 4)         # the demo's 10 tasks of 100 + 100
-    assert cost.pays(900_000, 150.0, 0, 16)         # 100 tasks of 8000 + 1000 at F=16
-    assert not cost.pays(90_000, 60.0, 0, 16) and cost.pays(90_000, 60.0, 10, 16)
+    p = parse("def Setup():\ndef Predict():\n  s1 = dot(v0, v1)\ndef Learn():\n"
+              "  v2 = s0 * v0\n  v1 = v1 + v2\n")
+    saved = cost.saved_ns(p.predict, p.learn, 16)
+    assert 20 < saved < 80
+    assert not cost.pays(2_000, saved, 0)            # the demo's 10 tasks of 100 + 100
+    assert cost.pays(900_000, saved, 0)              # 100 tasks of 8000 + 1000
+    assert not cost.pays(90_000, saved, 0) and not cost.pays(90_000, saved, 1)
+    assert cost.pays(90_000, saved, 8)               # code that keeps coming back
+    m = parse("def Setup():\ndef Predict():\n  v1 = dot(m0, v0)\n  s1 = dot(v0, v1)\n"
+              "def Learn():\n  m1 = outer(v0, v1)\n  m0 = m0 + m1\n")
+    # matrix ops run the same loops in both tiers: compiling saves less per op
+    assert cost.saved_ns(m.predict, m.learn, 16) < saved + 10
     assert op_ns(43, 16) > op_ns(31, 16) > op_ns(23, 16) > op_ns(1, 16)
 
 
@@ -123,4 +133,38 @@ def test_compiled_loops_without_the_sigmoid_match_the_reference(case) -> None:
         ref = evaluate_task(prog, task, mem, seed=seed, max_abs_error=maxerr)
         assert same(out[0, 0, 0], ref.fitness), format_program(prog)
         assert int(out[0, 0, 1]) == ref.train_steps
+    ck.close()
+
+
+def test_accuracy_around_the_sign_shortcut_matches_the_reference() -> None:
+    """Validation on accuracy tasks decides sigmoid(s1) > 0.5 by the sign of s1 when
+    |s1| > 1e-6: predictions around that bound, zeros, subnormals, inf and NaN give
+    the reference's per-example errors in the interpreter, the mixed tier and the JIT."""
+    from azc.backend.jit import Compiler, TaskBatch
+    from azc.frontend import parse
+    from azc.ir import MemoryConfig
+    from azc.tasks.task import EvalType, Task
+    p = parse("def Setup():\ndef Predict():\n  s1 = mean(v0)\ndef Learn():\n  s2 = s0 + s0\n")
+    near = [1e-6, -1e-6, np.nextafter(1e-6, 1), np.nextafter(-1e-6, -1), np.nextafter(1e-6, 0),
+            2e-6, -2e-6, 1e-7, -1e-7, 1e-16, -1e-16, 1.1e-16, 2.3e-16, 5e-324, -5e-324, 0.0,
+            -0.0, np.inf, -np.inf, np.nan, 3.0, -3.0, 800.0, -800.0]
+    vx = np.array(near)[:, None]
+    vy = np.ones(len(near))      # the fitness counts the predictions found positive
+    task = Task(np.ones((3, 1)), np.ones(3), vx, vy, EvalType.ACCURACY)
+    mem = MemoryConfig(4, 2, 1)
+    ref = evaluate_task(p, task, mem, record=True, record_errors=True)
+    enc = Encoded.of([p])
+    ck = ComponentKernels(mem, 1)
+    ck.cost.compile_seconds = -1.0
+    compiled = Encoded.of([p])
+    assert attach(ck, compiled, 10**9) == 1
+    interp = interpreter(mem, 1)
+    seeds = np.zeros(1, dtype=np.uint64)
+    tr, va = np.zeros((1, 1, len(vx))), np.zeros((1, 1, len(vx)))
+    out = interp.run_batch(enc, [task], seeds, errors=(tr, va))
+    assert same(va[0, 0], ref.valid_errors) and same(out[0, 0, 0], ref.fitness)
+    assert same(interp.run_batch(compiled, [task], seeds)[0, 0, 0], ref.fitness)
+    kernel = Compiler().compile_with_memory([p], 1, [mem])[0]
+    assert same(TaskBatch([task], 1).fitness(kernel, 0)[0], ref.fitness)
+    assert ref.valid_errors is not None and 0 < sum(ref.valid_errors) < len(near)
     ck.close()

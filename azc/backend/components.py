@@ -1,17 +1,17 @@
-"""The mixed tier: compiled Predict/Learn components inside the native interpreter.
+"""The mixed tier: compiled task loops inside the native interpreter.
 
 The native interpreter runs any program with no compile.  When an
-evaluation is long enough — many examples, F=16, matrix ops — compiling the
-program's Predict and Learn (the per-example loop) pays for itself: the
-interpreter keeps running Setup and calls the compiled functions instead of
-interpreting those two components (`lower.component_kernel_module`; 2-3x
-faster at F=16).  Kernels are keyed by the live code of Predict and Learn, so
-children that differ only in Setup, or only in dead code, share one.
+evaluation is long enough — many examples, F=16 — compiling the program's
+training and validation loops, with its Predict and Learn inlined, pays for
+itself: the interpreter keeps running Setup and then calls the compiled
+loops (`lower.loop_kernel_module`), which hold the scalars and vectors in
+registers across examples (2-4x faster than interpreting at F=16).  Kernels
+are keyed by the live code of Predict and Learn, so children that differ only
+in Setup, or only in dead code, share one.
 
-The cost model (`CostModel`) estimates the interpretation time of an
-evaluation from the op table (per-op costs by operand sizes, calibrated on
-this machine kind) and compiles when the time saved over the uses expected
-so far exceeds the measured compile time.
+The cost model (`CostModel`) estimates from the op table the time compiling
+saves per example, and compiles when the saving over the evaluations it
+expects of this code exceeds the measured compile time.
 
 Native code is freed only with its engine: kernels are compiled in batches
 into engines of bounded size and at most `max_engines` engines are kept (the
@@ -48,23 +48,49 @@ def op_ns(op: int, F: int) -> float:
     return 3.0 + 0.15 * elements
 
 
+def _matrix_op(op: int) -> bool:
+    o = OPS[op]
+    return o.out is Kind.MATRIX or Kind.MATRIX in o.ins
+
+
 @dataclass
 class CostModel:
-    """When compiling Predict/Learn pays: interpretation vs compiled speed and compile time."""
+    """When compiling a program's task loops pays: time saved per example, expected
+    evaluations of the same code, measured compile time.
 
-    speedup: float = 2.5            # compiled components vs interpretation (F >= 8)
+    Interpreting costs the protocol (about 30 ns per example, the training sigmoid
+    included) plus the ops (`op_ns`).  Compiled loops cost about 12 ns plus the
+    matrix ops (the same loops in both tiers) plus a third of the other ops, which
+    run in registers without dispatch (calibrated on evolved programs of the large
+    configuration, F=16).  Code seen `uses` times before is expected to be
+    evaluated `1 + reuse * uses` times from now on (with `reuse` 1, the rule of
+    ski rental: compile once the time lost by not having compiled reaches the
+    compile time; in a search, code that recurs tends to be a population's
+    staple, so its future is often longer than its past).
+    """
+
     compile_seconds: float = 0.02   # running estimate, updated with measurements
-    overhead_ns: float = 20.0       # per example, same in both tiers
+    reuse: float = 1.0
 
-    def example_ns(self, predict: Sequence[Instr], learn: Sequence[Instr], F: int) -> float:
-        """Estimated interpretation time of one training example."""
-        return sum(op_ns(i.op, F) for i in (*predict, *learn))
+    @staticmethod
+    def saved_ns(predict: Sequence[Instr], learn: Sequence[Instr], F: int) -> float:
+        """Estimated time compiled loops save per example, in nanoseconds."""
+        matrix = other = 0.0
+        for i in (*predict, *learn):
+            if OPS[i.op].out is None:
+                continue
+            if _matrix_op(i.op):
+                matrix += op_ns(i.op, F)
+            else:
+                other += op_ns(i.op, F)
+        interpreted = 30.0 + matrix + other
+        compiled = 12.0 + matrix + other / 3
+        return interpreted - compiled
 
-    def pays(self, examples: int, per_example_ns: float, uses: int, F: int) -> bool:
-        """Whether compiling pays, given the evaluations of this code seen so far."""
-        speedup = self.speedup if F >= 8 else 1.4
-        saved = examples * per_example_ns * 1e-9 * (1 - 1 / speedup)
-        return saved * max(1, uses) > self.compile_seconds
+    def pays(self, examples: int, saved_ns: float, uses: int) -> bool:
+        """Whether compiling pays for code evaluated `uses` times before, on `examples`."""
+        saved = examples * saved_ns * 1e-9
+        return saved * (1 + self.reuse * uses) > self.compile_seconds
 
     def observe(self, seconds_per_kernel: float) -> None:
         """Update the compile-time estimate with a measurement."""
@@ -174,7 +200,7 @@ def attach(ck: ComponentKernels, enc, examples: int) -> int:
         uses = ck.count_use(key)
         predict = [Instr.from_record(pb[i:i + 32]) for i in range(0, len(pb), 32)]
         learn = [Instr.from_record(lb[i:i + 32]) for i in range(0, len(lb), 32)]
-        if ck.cost.pays(examples, ck.cost.example_ns(predict, learn, F), uses, F):
+        if ck.cost.pays(examples, ck.cost.saved_ns(predict, learn, F), uses):
             pending[key] = (key, predict, learn)
     if pending:
         ck.compile(list(pending.values()))

@@ -962,23 +962,36 @@ vrms:
   %lossr = fadd double %loss0, %ve2
   br label %vchk
 vacc:
+  ; sigmoid(s1) > 0.5 exactly when s1 > 0 for |s1| > 1e-6 (exp(-s1) is then clearly
+  ; on one side of 1), and it is never outside [0, 1]: no exp() needed there
+  %vsabs = call double @llvm.fabs.f64(double %vs1)
+  %vfar = fcmp ogt double %vsabs, 1.0e-6
+  br i1 %vfar, label %vacc.sign, label %vacc.exact
+vacc.sign:
+  %ppos.s = fcmp ogt double %vs1, 0.0
+  br label %vacc.join
+vacc.exact:
   %vneg = fneg double %vs1
   %vex = call double @exp(double %vneg)
   %vden = fadd double 1.0, %vex
   %vp = fdiv double 1.0, %vden
   %pgt1 = fcmp ogt double %vp, 1.0
   %plt0 = fcmp olt double %vp, 0.0
-  %pout = or i1 %pgt1, %plt0
+  %pout.e = or i1 %pgt1, %plt0
+  %ppos.e = fcmp ogt double %vp, 0.5
+  br label %vacc.join
+vacc.join:
+  %pout = phi i1 [ false, %vacc.sign ], [ %pout.e, %vacc.exact ]
+  %ppos = phi i1 [ %ppos.s, %vacc.sign ], [ %ppos.e, %vacc.exact ]
   %lpos = fcmp ogt double %vyv, 0.5
-  %ppos = fcmp ogt double %vp, 0.5
   %right = icmp eq i1 %lpos, %ppos
   %e01 = select i1 %right, double 0.0, double 1.0
   %ea = select i1 %pout, double 0x7FF0000000000000, double %e01
   %lossa = fadd double %loss0, %ea
   br label %vchk
 vchk:
-  %verr = phi double [ %ve, %vrms ], [ %ea, %vacc ]
-  %lossn = phi double [ %lossr, %vrms ], [ %lossa, %vacc ]
+  %verr = phi double [ %ve, %vrms ], [ %ea, %vacc.join ]
+  %lossn = phi double [ %lossr, %vrms ], [ %lossa, %vacc.join ]
   store double %lossn, ptr %loss.a
   %vabs = call double @llvm.fabs.f64(double %verr)
   %vbad = fcmp ugt double %vabs, %maxerr
