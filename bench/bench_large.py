@@ -6,12 +6,16 @@ the same children) for a fixed number of individuals, with the default tier
 choice and with the native interpreter alone, and prints individuals/s (one
 core), the tiers used and the time per stage.
 
-    python bench/bench_large.py [--individuals 20000] [--seed 1]
+    python bench/bench_large.py [--individuals 20000] [--seed 1] [--repeat 3]
+
+With --repeat N the two runs alternate N times and the medians are printed
+(the machine's speed drifts by about 10% from one minute to the next).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 
 from searchrun import timed_search
 
@@ -32,22 +36,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--individuals", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
-    results = {}
-    for label, kernels in (("native interpreter only", False), ("tiers (default)", True)):
-        r, n, info = rate(args.individuals, args.seed, kernels)
-        results[label] = r
-        print(f"{label:<26} {r:8.1f} individuals/s  ({n:,} in {info['seconds']:.1f} s; "
-              f"memo {info['memo']:.0%}, evaluated {info['evaluated']:.0%}, "
-              f"kernel/interp evaluations {info['kernel evals']}/{info['interp evals']}, "
-              f"{info['compiled']} kernels compiled in {info['compile seconds']:.1f} s)",
-              flush=True)
-        stages = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(info["stages"].items(),
-                                                               key=lambda kv: -kv[1]))
-        print(f"{'':<26} stages: {stages}", flush=True)
-    print(f"tiers / interpreter only: "
-          f"{results['tiers (default)'] / results['native interpreter only']:.2f}x "
-          f"(the original: 90-100 individuals/s here)")
+    results: dict[str, list[float]] = {}
+    labels = (("native interpreter only", False), ("tiers (default)", True))
+    for _ in range(args.repeat):
+        for label, kernels in labels:
+            r, n, info = rate(args.individuals, args.seed, kernels)
+            results.setdefault(label, []).append(r)
+            print(f"{label:<26} {r:8.1f} individuals/s  ({n:,} in {info['seconds']:.1f} s; "
+                  f"memo {info['memo']:.0%}, evaluated {info['evaluated']:.0%}, "
+                  f"kernel/interp evaluations {info['kernel evals']}/{info['interp evals']}, "
+                  f"{info['compiled']} kernels compiled in {info['compile seconds']:.1f} s)",
+                  flush=True)
+            stages = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(info["stages"].items(),
+                                                                   key=lambda kv: -kv[1]))
+            print(f"{'':<26} stages: {stages}", flush=True)
+    interp, tiers = (results[label] for label, _ in labels)
+    ratios = [t / i for i, t in zip(interp, tiers)]
+    print(f"median of {args.repeat}: interpreter only {statistics.median(interp):.1f}/s, "
+          f"tiers {statistics.median(tiers):.1f}/s; tiers / interpreter only: "
+          f"{statistics.median(ratios):.2f}x (per pair: "
+          f"{', '.join(f'{r:.2f}' for r in ratios)}; the original: 90-100 individuals/s here)")
 
 
 if __name__ == "__main__":
