@@ -801,12 +801,10 @@ def task_loops(name: str, layout: Layout, calls: dict[Component, str], uses_rand
         sig_fast = """  %ya = call double @llvm.fabs.f64(double %y)
   %yb = fadd double %ya, 1.0
   %fast = fcmp ole double %yb, %maxerr
-  br i1 %fast, label %sig.fast, label %sig.exact
-sig.fast:
   %s1nan = fcmp uno double %s1, 0.0
   %sgf = select i1 %s1nan, double %s1, double 0.5
-  br label %sig.join"""
-        sig_fast_in = ", [ %sgf, %sig.fast ]"
+  br i1 %fast, label %sig.join, label %sig.exact"""
+        sig_fast_in = ", [ %sgf, %sig ]"
     m2p = f64(-0.63661977236758138243)
     return f"""
 define {linkage} void @{name}({memory}, {LOOPS_PARAMS}) nounwind{inline} {{
@@ -966,10 +964,8 @@ vacc:
   ; on one side of 1), and it is never outside [0, 1]: no exp() needed there
   %vsabs = call double @llvm.fabs.f64(double %vs1)
   %vfar = fcmp ogt double %vsabs, 1.0e-6
-  br i1 %vfar, label %vacc.sign, label %vacc.exact
-vacc.sign:
   %ppos.s = fcmp ogt double %vs1, 0.0
-  br label %vacc.join
+  br i1 %vfar, label %vacc.join, label %vacc.exact
 vacc.exact:
   %vneg = fneg double %vs1
   %vex = call double @exp(double %vneg)
@@ -981,8 +977,8 @@ vacc.exact:
   %ppos.e = fcmp ogt double %vp, 0.5
   br label %vacc.join
 vacc.join:
-  %pout = phi i1 [ false, %vacc.sign ], [ %pout.e, %vacc.exact ]
-  %ppos = phi i1 [ %ppos.s, %vacc.sign ], [ %ppos.e, %vacc.exact ]
+  %pout = phi i1 [ false, %vacc ], [ %pout.e, %vacc.exact ]
+  %ppos = phi i1 [ %ppos.s, %vacc ], [ %ppos.e, %vacc.exact ]
   %lpos = fcmp ogt double %vyv, 0.5
   %right = icmp eq i1 %lpos, %ppos
   %e01 = select i1 %right, double 0.0, double 1.0
@@ -1016,22 +1012,18 @@ valid.done:
   %lossf = load double, ptr %loss.a
   %nvf = sitofp i64 %NV to double
   %lossm = fdiv double %lossf, %nvf
-  br i1 %acc, label %fit.acc, label %fit.rms
-fit.acc:
   %fa = fsub double 1.0, %lossm
-  br label %valid.fit
-fit.rms:
   %rmse = call double @llvm.sqrt.f64(double %lossm)
   %rabs = call double @llvm.fabs.f64(double %rmse)
   %rfin = fcmp one double %rabs, 0x7FF0000000000000
-  br i1 %rfin, label %fit.sq, label %valid.fit
-fit.sq:
   %at = call double @atan(double %rmse)
   %atm = fmul double {m2p}, %at
   %fr = fadd double 1.0, %atm
+  %frf = select i1 %rfin, double %fr, double 0.0
+  %fitd = select i1 %acc, double %fa, double %frf
   br label %valid.fit
 valid.fit:
-  %fit = phi double [ 0.0, %valid.zero ], [ %fa, %fit.acc ], [ 0.0, %fit.rms ], [ %fr, %fit.sq ]
+  %fit = phi double [ 0.0, %valid.zero ], [ %fitd, %valid.done ]
   %best0 = load double, ptr %best.a
   %fit.lt = fcmp olt double %fit, %best0
   %best1 = select i1 %fit.lt, double %best0, double %fit
