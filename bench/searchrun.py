@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from azc.backend.components import ComponentKernels
 from azc.search.collector import paused_collector
 from azc.search.config import load_config
 from azc.search.evaluator import SearchEvaluator
@@ -22,6 +23,10 @@ def timed_search(config: str, seed: int, individuals: int, use_kernels: bool | N
     assert evo is not None and ev is not None
     if use_kernels is not None:
         ev.use_kernels = use_kernels
+    if ev.use_kernels:
+        # a cold start: the process-wide kernels would carry compiles (and the uses
+        # counted) over from an earlier run of this process
+        ev.kernels = ComponentKernels(ev.memory, ev.features)
     t0 = time.perf_counter()
     with paused_collector():
         evo.initialize()

@@ -123,7 +123,7 @@ def test_examples_agree_on_builtin_tasks(name: str, task_set: str) -> None:
 
 
 @pytest.mark.parametrize("op", [op.id for op in OPS if op.out is not None])
-@pytest.mark.parametrize("F", [1, 3, 16])
+@pytest.mark.parametrize("F", [1, 3, 8, 16])
 def test_every_op_alone_with_aliasing(op: int, F: int) -> None:
     """Each op with out == in1 == in2 where kinds allow, on a memory of special values."""
     o = OPS[op]

@@ -526,6 +526,8 @@ def _row_reduce(e: Emit, term: Callable[[str, str], str]) -> str:
     by side instead of as F dependent chains.  `%a` is the matrix.
     """
     b, F = e.b, e.F
+    if F in (2, 4, 8, 16):
+        return _row_reduce_transposed(e, term)
 
     def column(j: int | str) -> str:
         base = e.gep("%a", j)
@@ -548,6 +550,34 @@ def _row_reduce(e: Emit, term: Callable[[str, str], str]) -> str:
     out = b.t("v")
     b(f"{out} = load {e.vt}, ptr {acc}, align 8")
     return out
+
+
+def _row_reduce_transposed(e: Emit, term: Callable[[str, str], str]) -> str:
+    """`_row_reduce` for F a power of two up to 16: the F columns come from a transpose
+    of the F rows by log2(F) stages of two-row shuffles (no element-by-element
+    gathers), then the same left-to-right sums, unrolled."""
+    b, F = e.b, e.F
+    rows = [e.ldv("%a", r) for r in range(F)]
+    h = 1
+    while h < F:
+        # rows i and i + h (i in an even block of h) swap their odd and even h-blocks
+        lo = ", ".join(f"i32 {k if (k // h) % 2 == 0 else F + k - h}" for k in range(F))
+        hi = ", ".join(f"i32 {k + h if (k // h) % 2 == 0 else F + k}" for k in range(F))
+        new = list(rows)
+        for i in range(F):
+            if (i // h) % 2:
+                continue
+            for j, mask in ((i, lo), (i + h, hi)):
+                t = b.t("tr")
+                b(f"{t} = shufflevector {e.vt} {rows[i]}, {e.vt} {rows[i + h]}, "
+                  f"<{F} x i32> <{mask}>")
+                new[j] = t
+        rows = new
+        h *= 2
+    acc = term(rows[0], "0")
+    for j in range(1, F):
+        acc = e.vop("fadd", acc, term(rows[j], str(j)))
+    return acc
 
 
 def _std(e: Emit, total: str, squares: str, n: int) -> str:
