@@ -29,6 +29,9 @@ def rate(individuals: int, seed: int, kernels: bool) -> tuple[float, int, dict]:
         "kernel evals": c.kernel_evals, "interp evals": c.interp_evals,
         "compiled": ck.compiled if ck is not None and kernels else 0,
         "compile seconds": ck.compiler.compile_seconds if ck is not None and kernels else 0.0,
+        # evaluations of Predict/Learn code met once in the run: no kernel can pay for those
+        "once": sum(1 for k, n in ck.uses.items() if n == 1 and k not in ck.kernels)
+        if ck is not None and kernels else 0,
         "seconds": elapsed, "stages": dict(c.stage_seconds)}
 
 
@@ -49,6 +52,9 @@ def main() -> None:
                   f"kernel/interp evaluations {info['kernel evals']}/{info['interp evals']}, "
                   f"{info['compiled']} kernels compiled in {info['compile seconds']:.1f} s)",
                   flush=True)
+            if kernels:
+                print(f"{'':<26} {info['once']:,} of the interpreted evaluations are of "
+                      f"Predict/Learn code evaluated only once in the run", flush=True)
             stages = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(info["stages"].items(),
                                                                    key=lambda kv: -kv[1]))
             print(f"{'':<26} stages: {stages}", flush=True)

@@ -98,7 +98,7 @@ class CostModel:
 
 
 class ComponentKernels:
-    """Compiled Predict/Learn pairs by live-code key, compiled in batches, bounded."""
+    """Compiled task loops by live Predict/Learn key, compiled in batches, bounded."""
 
     def __init__(self, memory: MemoryConfig, features: int, compiler: Compiler | None = None,
                  engine_size: int = 64, max_engines: int = 8):
@@ -176,12 +176,12 @@ def component_kernels(memory: MemoryConfig, features: int) -> ComponentKernels:
 
 
 def attach(ck: ComponentKernels, enc, examples: int) -> int:
-    """Give the programs of `enc` compiled Predict/Learn where the cost model says so.
+    """Give the programs of `enc` compiled task loops where the cost model says so.
 
     `enc` is an `azc.backend.native.Encoded` batch about to be run on tasks
     totalling `examples` examples per program; descriptor field 8 is
     set for the programs that get kernels (compiled now, in one batch, if
-    needed).  Returns how many programs run with compiled components.
+    needed).  Returns how many programs run with compiled loops.
     """
     code = enc.code
     base = code.ctypes.data

@@ -59,7 +59,7 @@ class EvalCounters:
     budget_rejected: int = 0
     settled_memo: int = 0        # children whose live code was seen before (no run at all)
     evaluated: int = 0           # children with at least one full task evaluation
-    kernel_evals: int = 0        # full evaluations with compiled Predict/Learn
+    kernel_evals: int = 0        # full evaluations with compiled task loops
     interp_evals: int = 0        # full evaluations fully interpreted
     stage_seconds: dict = field(default_factory=dict)
 
@@ -86,7 +86,7 @@ class SearchEvaluator:
         self.counters = EvalCounters()
         self.interp = interpreter(memory, self.features)
         self.dce = native_dce()
-        # the mixed tier (compiled Predict/Learn) can only pay for long evaluations
+        # the mixed tier (compiled task loops) can only pay for long evaluations
         self.examples = sum(t.max_train_steps + t.num_valid for t in self.tasks)
         self.use_kernels = self.examples >= 20_000
         self.kernels = component_kernels(memory, self.features) if self.use_kernels else None

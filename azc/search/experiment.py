@@ -104,7 +104,7 @@ def _budget(config: ExperimentConfig, space) -> TrainBudget | None:
 def evaluate_candidate(program: Program, tasks: list[Task], memory: MemoryConfig, seed: int,
                        max_abs_error: float) -> float:
     """Mean fitness on tasks (no FEC, no budget): the native interpreter, with compiled
-    Predict/Learn when the evaluation is long enough to pay for the compile."""
+    task loops when the evaluation is long enough to pay for the compile."""
     from azc.backend.components import attach, component_kernels
     from azc.backend.jit import TaskBatch
     from azc.backend.native import Encoded, interpreter
