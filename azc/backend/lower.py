@@ -706,44 +706,41 @@ def driver(name: str, layout: Layout, setup: str, loops: str, uses_random: bool,
     that instead of the interpreted one on tasks that record nothing.
     """
     size = max(layout.size, 1)
-    if interpreted:
-        ks_setup, pre_setup = "%xsid", "  %xsid = or i64 0, 0\n"
-    elif uses_random:
+    keyed = uses_random or interpreted
+    ks_setup, pre_setup = "0", ""  # Setup's execution id is 0
+    if uses_random and not interpreted:
         ks_setup, pre_setup = "%xsk", "  %xsk = call i64 @azc_exec_key(i64 %ktask, i64 0)\n"
-    else:
-        ks_setup, pre_setup = "0", ""
-    task_key = ("  %ktask = call i64 @azc_task_key(i64 %seed, i64 %index)\n"
-                if uses_random or interpreted else "  %ktask = or i64 0, 0\n")
+    task_key = "  %ktask = call i64 @azc_task_key(i64 %seed, i64 %index)\n" if keyed else ""
     params = "ptr %desc, i64 %ntasks, i64 %seed, double %maxerr, ptr %out"
     linkage, prog, recoff = "", "null", "0"
     if interpreted:
         params += ", ptr %prog, i64 %recoff"
         linkage, prog, recoff = "internal ", "%prog", "%recoff"
-    args = (f"ptr %mem, ptr %d, ptr %o, i64 %ktask, double %maxerr, i64 {recoff}, "
-            f"ptr {prog}")
-    recs = [f"%rec{i}" for i, f in enumerate(TASK_FIELDS) if f.startswith("rec_")]
-    records = "\n".join(
-        [f"  {r}.p = getelementptr inbounds i64, ptr %d, i64 {r[4:]}\n  {r} = load i64, ptr {r}.p"
-         for r in recs]
-        + [f"  %recs = or i64 {recs[0]}, {recs[1]}", f"  %recs2 = or i64 %recs, {recs[2]}",
-           f"  %recs3 = or i64 %recs2, {recs[3]}", "  %norec = icmp eq i64 %recs3, 0"])
+    args = (f"ptr %mem, ptr %d, ptr %o, i64 {'%ktask' if keyed else '0'}, double %maxerr, "
+            f"i64 {recoff}, ptr {prog}")
+    run = f"  call void @{loops}({args})\n  br label %task.next\ntask.next:"
     if interpreted:
+        # compiled loops never record: tasks that record run the interpreted loops
+        recs = [i for i, f in enumerate(TASK_FIELDS) if f.startswith("rec_")]
+        loads = "\n".join(f"  %rec{i}.p = getelementptr inbounds i64, ptr %d, i64 {i}\n"
+                          f"  %rec{i} = load i64, ptr %rec{i}.p" for i in recs)
+        ors = "\n".join(f"  %recs{j} = or i64 %recs{j - 1}, %rec{i}"
+                        for j, i in enumerate(recs) if j)
         run = f"""  %fn.pp = getelementptr inbounds i64, ptr %prog, i64 8
   %fn.i = load i64, ptr %fn.pp
   %fn = inttoptr i64 %fn.i to ptr
   %has.fn = icmp ne ptr %fn, null
-{records}
+{loads}
+  %recs0 = or i64 %rec{recs[0]}, 0
+{ors}
+  %norec = icmp eq i64 %recs{len(recs) - 1}, 0
   %compiled = and i1 %has.fn, %norec
   br i1 %compiled, label %task.compiled, label %task.interp
 task.compiled:
   call void %fn({args})
   br label %task.next
 task.interp:
-  call void @{loops}({args})
-  br label %task.next
-task.next:"""
-    else:
-        run = f"  call void @{loops}({args})"
+{run}"""
     index = TASK_FIELDS.index("index")
     return f"""
 define {linkage}void @{name}({params}) nounwind {{
@@ -766,7 +763,7 @@ task.body:
   %index = load i64, ptr %index.pp
   call void @llvm.memset.p0.i64(ptr %mem, i8 0, i64 {size * 8}, i1 false)
 {task_key}{pre_setup}  {setup.format(mem="%mem", k=ks_setup)}
-{run if interpreted else run + chr(10) + "  br label %task.next" + chr(10) + "task.next:"}
+{run}
   %t1 = add i64 %t, 1
   br label %task.head
 }}
@@ -794,6 +791,8 @@ def task_loops(name: str, layout: Layout, calls: dict[Component, str], uses_rand
     `sigmoid_unread` (see `sigmoid_unread`; only without records), training
     on accuracy tasks skips the sigmoid where it cannot change the outcome.
     """
+    if sigmoid_unread and records:
+        raise LoweringError("sigmoid_unread changes the recorded training errors")
     F = layout.features
     vt = f"<{F} x double>"
     size = max(layout.size, 1)
@@ -816,9 +815,7 @@ def task_loops(name: str, layout: Layout, calls: dict[Component, str], uses_rand
     ks_pred, pre_pred = execkey(1, "%tt", "xp")
     ks_learn, pre_learn = execkey(2, "%tt", "xl")
     ks_valid, pre_valid = execkey(3, "%vid", "xv")
-    memory = "ptr noalias %mem"
-    if local_memory:
-        memory = "ptr noalias %mem.in"
+    memory = "ptr noalias %mem.in" if local_memory else "ptr noalias %mem"
     copy = (f"  %mem = alloca [{size} x double], align 64\n"
             f"  call void @llvm.memcpy.p0.p0.i64(ptr %mem, ptr %mem.in, i64 {size * 8}, "
             f"i1 false)\n") if local_memory else ""
