@@ -177,3 +177,31 @@ def test_the_search_paces_the_collector(monkeypatch) -> None:
         collector.tick(1)
         assert calls == ["full"]
     assert gc.isenabled()
+
+
+def test_compiled_task_loops_never_change_a_search() -> None:
+    """The large configuration's search with every evaluation's loops compiled and with
+    none: the same children, fitness and train steps."""
+    from azc.backend.components import ComponentKernels
+    from azc.search.config import load_config
+    from azc.search.experiment import Run
+
+    def search(kernels: bool) -> tuple:
+        run = Run(load_config("baseline"), 3)
+        run._start_search()
+        evo, ev = run.evo, run.evaluator
+        assert evo is not None and ev is not None
+        ev.use_kernels = kernels
+        if kernels:
+            ev.kernels = ComponentKernels(ev.memory, ev.features)
+            ev.kernels.cost.pays = lambda *args: True  # type: ignore[method-assign]
+        evo.initialize()
+        while evo.individuals < 1000:
+            evo.step()
+        if kernels:
+            assert ev.counters.kernel_evals > 20 and ev.counters.interp_evals == 0
+            ev.kernels.close()
+        pop = evo.population
+        assert pop is not None
+        return list(pop.programs), pop.fitness.tolist(), ev.counters.train_steps
+    assert search(True) == search(False)
