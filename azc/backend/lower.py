@@ -849,7 +849,7 @@ entry:
   %k.a = alloca i64
   %j.a = alloca i64
   %loss.a = alloca double
-{_desc_loads(True, records)}
+{_desc_loads(records)}
   %acc = icmp eq i64 %evaltype, 4
   %v0.p = getelementptr inbounds double, ptr %mem, i64 {voff}
   %s1.p = getelementptr inbounds double, ptr %mem, i64 1
@@ -1088,9 +1088,9 @@ def _prog_loads(components: str) -> str:
     return "\n".join(lines)
 
 
-def _desc_loads(recoff: bool = False, records: bool = True) -> str:
-    """Load a task descriptor's fields (`%d`); record pointers get `%recoff` added with
-    `recoff`, and are null without `records` (code that never records)."""
+def _desc_loads(records: bool = True) -> str:
+    """Load a task descriptor's fields (`%d`); record pointers get `%recoff` added, and
+    are null without `records` (code that never records)."""
     names = {"train_x": "tx", "train_y": "ty", "valid_x": "vx", "valid_y": "vy",
              "order": "order", "num_train": "N", "num_valid": "NV", "epochs": "E",
              "eval_type": "evaltype", "index": "index", "num_train_req": "nreq",
@@ -1102,14 +1102,13 @@ def _desc_loads(recoff: bool = False, records: bool = True) -> str:
         lines.append(f"  %{name}.pp = getelementptr inbounds i64, ptr %d, i64 {i}")
         if field.startswith("rec_") and not records:
             lines.append(f"  %{name} = inttoptr i64 0 to ptr")
-        elif field.startswith("rec_") and recoff:
+        elif field.startswith("rec_"):
             lines.append(f"  %{name}.i = load i64, ptr %{name}.pp")
             lines.append(f"  %{name}.nz = icmp ne i64 %{name}.i, 0")
             lines.append(f"  %{name}.add = select i1 %{name}.nz, i64 %recoff, i64 0")
             lines.append(f"  %{name}.j = add i64 %{name}.i, %{name}.add")
             lines.append(f"  %{name} = inttoptr i64 %{name}.j to ptr")
-        elif field in ("train_x", "train_y", "valid_x", "valid_y", "order") or \
-                field.startswith("rec_"):
+        elif field in ("train_x", "train_y", "valid_x", "valid_y", "order"):
             lines.append(f"  %{name}.i = load i64, ptr %{name}.pp")
             lines.append(f"  %{name} = inttoptr i64 %{name}.i to ptr")
         else:
@@ -1135,21 +1134,29 @@ def _out_stores() -> str:
     return "\n".join(lines)
 
 
+def _compiled_components(name: str, components: Sequence[tuple[Component, Sequence[Instr]]],
+                         layout: Layout) -> tuple[list[str], dict[Component, str], bool]:
+    """The module text compiled components need (declarations, the random generator if
+    an instruction draws, the ops used, one function per component @<name>_<component>),
+    their call templates for `task_loops`/`driver`, and whether any instruction draws."""
+    instrs = [ins for _, comp in components for ins in comp]
+    uses_random = any(OPS[i.op].random for i in instrs)
+    parts = [declarations(layout.features)] + ([rng_functions()] if uses_random else [])
+    parts += [op_function(op, layout.features) for op in sorted({i.op for i in instrs} - {0})]
+    calls = {}
+    for comp, code in components:
+        fname = f"{name}_{comp.attr}"
+        parts.append(component_function(fname, code, layout))
+        calls[comp] = f"call void @{fname}(ptr {{mem}}, i64 {{k}})"
+    return parts, calls, uses_random
+
+
 def kernel_module(program: Program, memory: MemoryConfig, features: int,
                   name: str = "azc_kernel") -> str:
     """A complete LLVM module: the program's kernel @<name> on every task of a descriptor."""
     layout = Layout.of(memory, features)
-    uses_random = program.uses_random()
-    used = sorted({ins.op for _, _, ins in program.instructions() if ins.op != 0})
-    parts = [f"; azc kernel {name}: F={features}, memory {memory}\n", declarations(features)]
-    if uses_random:
-        parts.append(rng_functions())
-    parts += [op_function(op, features) for op in used]
-    calls = {}
-    for comp, instrs in program.components():
-        fname = f"{name}_{comp.attr}"
-        parts.append(component_function(fname, instrs, layout))
-        calls[comp] = f"call void @{fname}(ptr {{mem}}, i64 {{k}})"
+    parts, calls, uses_random = _compiled_components(name, list(program.components()), layout)
+    parts.insert(0, f"; azc kernel {name}: F={features}, memory {memory}\n")
     parts.append(task_loops(f"{name}_loops", layout, calls, uses_random))
     parts.append(driver(name, layout, calls[Component.SETUP], f"{name}_loops", uses_random))
     parts.append(runner(f"{name}_run", calls, uses_random))
@@ -1824,15 +1831,8 @@ def loop_kernel_module(predict: Sequence[Instr], learn: Sequence[Instr], layout:
     encoded records as the interpreter reads them (a random op's in1 field:
     slot + 1, 0 for its position).
     """
-    F = layout.features
-    used = sorted({ins.op for ins in (*predict, *learn) if ins.op != 0})
-    random = any(OPS[i.op].random for i in (*predict, *learn))
-    parts = [declarations(F)] + ([rng_functions()] if random else [])
-    parts += [op_function(op, F) for op in used]
-    calls = {}
-    for comp, instrs in ((Component.PREDICT, predict), (Component.LEARN, learn)):
-        parts.append(component_function(f"{name}_{comp.attr}", instrs, layout))
-        calls[comp] = f"call void @{name}_{comp.attr}(ptr {{mem}}, i64 {{k}})"
+    parts, calls, random = _compiled_components(
+        name, [(Component.PREDICT, predict), (Component.LEARN, learn)], layout)
     parts.append(task_loops(name, layout, calls, random, local_memory=True, linkage="",
                             records=False, sigmoid_unread=sigmoid_unread(predict, learn)))
     return "\n".join(parts)

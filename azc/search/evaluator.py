@@ -26,7 +26,6 @@ included), whether or not the memo avoided the run.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -93,7 +92,6 @@ class SearchEvaluator:
         self.n_tasks = len(self.tasks)
         self.full_steps = np.array([t.max_train_steps for t in self.tasks], dtype=np.int64)
         self.task_index = np.array([t.index for t in self.tasks], dtype=np.int64)
-        self._unknown = [math.nan] * self.n_tasks
         # the task descriptors of full and of FEC runs, built once
         self.full_batch = TaskBatch(self.tasks, self.features)
         self.fec_batch = TaskBatch(self.tasks, self.features)
