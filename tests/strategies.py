@@ -94,17 +94,22 @@ WILD = [float("nan"), float("inf"), float("-inf"), 1e300, -1e300, 1e-300, 0.0, -
 
 @st.composite
 def tasks(draw: st.DrawFn, features: int, max_train: int = 6, max_valid: int = 4,
-          max_epochs: int = 2) -> Task:
-    """A small task with F = `features`: data from a drawn seed, both eval types.
+          max_epochs: int = 2, like: Task | None = None) -> Task:
+    """A small task with F = `features`: data from a drawn seed, both eval types
+    (with `like`, the shape of that task: examples, epochs, eval type).
 
     Sometimes (about one task in four) NaN, ±inf, huge and tiny values are
     planted among the features.
     """
     seed = draw(st.integers(0, 2**32 - 1))
-    n = draw(st.integers(1, max_train))
-    nv = draw(st.integers(1, max_valid))
-    epochs = draw(st.integers(1, max_epochs))
-    eval_type = draw(st.sampled_from([EvalType.RMS_ERROR, EvalType.ACCURACY]))
+    if like is None:
+        n = draw(st.integers(1, max_train))
+        nv = draw(st.integers(1, max_valid))
+        epochs = draw(st.integers(1, max_epochs))
+        eval_type = draw(st.sampled_from([EvalType.RMS_ERROR, EvalType.ACCURACY]))
+    else:
+        n, nv = like.num_train, like.num_valid
+        epochs, eval_type = like.num_train_epochs, like.eval_type
     wild = draw(st.integers(0, 3)) == 0
     rng = np.random.default_rng(seed)
 
@@ -200,7 +205,7 @@ def wired(draw: st.DrawFn, program: Program) -> Program:
 
 @st.composite
 def pass_programs(draw: st.DrawFn, max_features: int = 8, max_size: int = 8,
-                  features: st.SearchStrategy[int] | None = None
+                  features: st.SearchStrategy[int] | None = None, paired: bool = False
                   ) -> tuple[MemoryConfig, Program]:
     """A memory and a valid program for it, shaped to exercise the passes.
 
@@ -208,7 +213,9 @@ def pass_programs(draw: st.DrawFn, max_features: int = 8, max_size: int = 8,
     memories are tiny; half the programs are `wired`.  These make
     interactions (element setters after whole writes, random ops after dead
     code, values carried from one component run to the next) come up often.
-    Feature sizes come from `features` (default 1..max_features).
+    Feature sizes come from `features` (default 1..max_features).  With
+    `paired`, three programs in four keep only the Predict and Learn
+    instructions that have paired bodies (`lower.PAIRED_OPS`).
     """
     fs = features if features is not None else st.integers(1, max_features)
     small = st.builds(MemoryConfig, st.integers(2, 4), st.integers(1, 3), st.integers(0, 2), fs)
@@ -216,6 +223,11 @@ def pass_programs(draw: st.DrawFn, max_features: int = 8, max_size: int = 8,
     program = draw(programs(mem, max_size, draw(op_subsets(mem))))
     if draw(st.booleans()):
         program = draw(wired(program))
+    if paired and draw(st.integers(0, 3)):
+        from azc.backend.lower import PAIRED_OPS
+        program = program._replace(
+            predict=tuple(i for i in program.predict if i.op in PAIRED_OPS),
+            learn=tuple(i for i in program.learn if i.op in PAIRED_OPS))
     return mem, program
 
 
@@ -227,6 +239,17 @@ def programs_on_tasks(draw: st.DrawFn, max_features: int = 8, max_size: int = 8,
     mem, program = draw(pass_programs(max_features, max_size, features))
     task = draw(tasks(mem.features or 1))
     return mem, program, task, draw(st.integers(0, 2**32 - 1))
+
+
+@st.composite
+def task_lists(draw: st.DrawFn, features: int, max_tasks: int = 5) -> list[Task]:
+    """1 to `max_tasks` tasks (indices 0, 1, ...), most of the same shape as the one
+    before (the compiled loops run such tasks in pairs), some not."""
+    out = [draw(tasks(features))]
+    for _ in range(draw(st.integers(0, max_tasks - 1))):
+        like = out[-1] if draw(st.integers(0, 3)) else None
+        out.append(draw(tasks(features, like=like)))
+    return [t.with_index(i) for i, t in enumerate(out)]
 
 
 def reads(program: Program) -> set[tuple[int, int]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from azc.backend.components import ComponentKernels, CostModel, attach, op_ns
 from azc.backend.native import Encoded, interpreter
@@ -31,6 +32,66 @@ def test_compiled_components_match_the_reference(case) -> None:
     ref = evaluate_task(prog, task, mem, seed=seed)
     assert out[0, 0, 0] == ref.fitness or same(out[0, 0, 0], ref.fitness), format_program(prog)
     assert int(out[0, 0, 1]) == ref.train_steps
+    ck.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.data_too_large])
+@given(st.data())
+def test_paired_loops_on_several_tasks_match_the_reference(data) -> None:
+    """Several tasks: the driver runs two in a row of the same shape together in paired
+    loops (one may stop early, or end its validation, while the other goes on), and the
+    others in compiled or interpreted loops."""
+    from azc.backend import lower
+    mem, prog = data.draw(azs.pass_programs(max_features=8, max_size=6, paired=True))
+    F = mem.features or 1
+    tasks = data.draw(azs.task_lists(F))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    maxerr = data.draw(st.sampled_from([100.0, 2.0, 1.5, 0.5]))  # 1.5: 1 + |y| on both sides
+    live = dce(prog)
+    ck = ComponentKernels(mem, F)
+    ck.cost.compile_seconds = -1.0
+    enc = Encoded.of([live])
+    assert attach(ck, enc, 10**9, paired=True) == 1
+    assert enc.progs[0, 9 if lower.pairable(live.predict, live.learn) else 8]
+    seeds = np.array([seed], dtype=np.uint64)
+    out = interpreter(mem, F).run_batch(enc, tasks, seeds, maxerr)
+    plain = interpreter(mem, F).run_batch(Encoded.of([live]), tasks, seeds, maxerr)
+    for t, task in enumerate(tasks):
+        ref = evaluate_task(prog, task, mem, seed=seed, max_abs_error=maxerr)
+        why = f"task {t} of {len(tasks)}\n{format_program(prog)}"
+        assert same(out[0, t, 0], ref.fitness), why
+        assert int(out[0, t, 1]) == ref.train_steps, why
+        assert bool(out[0, t, 2]) == ref.stopped_early, why
+        assert np.array_equal(out[0, t, 1:6], plain[0, t, 1:6]), why  # valid predictions too
+    ck.close()
+
+
+def test_paired_loops_keep_the_best_epoch_of_a_task_that_stops_later() -> None:
+    """Two tasks in paired loops: one stops early in its second epoch (its first
+    epoch's fitness stays), the other in its first (fitness 0), as alone."""
+    from azc.frontend import parse
+    from azc.ir import MemoryConfig
+    from azc.tasks.task import Task
+    prog = parse("def Setup():\n  s3 = 0.3\ndef Predict():\n  s1 = s2 + s0\n"
+                 "def Learn():\n  s2 = s2 + s3\n")
+    mem = MemoryConfig(4, 1, 0, 2)
+    x = np.zeros((4, 2))
+    order = np.tile(np.arange(4), (3, 1))
+    # s1 = 0.3 t at training step t: the error passes maxerr 1 at t = 4 (epoch 2); the
+    # first task's validation labels match the prediction after epoch 1, the second's not
+    tasks = [Task(x, np.zeros(4), x[:2], np.full(2, vy), num_train_epochs=3, train_order=order,
+                  index=i) for i, vy in enumerate((1.2, 5.0))]
+    ck = ComponentKernels(mem, 2)
+    ck.cost.compile_seconds = -1.0
+    enc = Encoded.of([prog])
+    assert attach(ck, enc, 10**9, paired=True) == 1 and enc.progs[0, 9]
+    out = interpreter(mem, 2).run_batch(enc, tasks, np.zeros(1, dtype=np.uint64), 1.0)
+    for t, task in enumerate(tasks):
+        ref = evaluate_task(prog, task, mem, max_abs_error=1.0)
+        assert ref.stopped_early and ref.train_steps == 5
+        assert (out[0, t, 0], out[0, t, 1], out[0, t, 2]) == (ref.fitness, 5, 1.0)
+    assert out[0, 0, 0] > 0.99 and out[0, 1, 0] == 0.0
     ck.close()
 
 

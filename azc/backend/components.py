@@ -9,6 +9,12 @@ registers across examples (2-4x faster than interpreting at F=16).  Kernels
 are keyed by the live code of Predict and Learn, so children that differ only
 in Setup, or only in dead code, share one.
 
+When the tasks pair up (two in a row of the same shape, as in the large
+configuration's ten tasks), code whose Predict and Learn use only scalar and
+vector ops gets paired loops instead (`lower.paired_kernel_module`): two
+tasks run at once on interleaved memory, so that the dependency chains of
+SGD-like programs (dot product, sigmoid, update) of the two tasks overlap.
+
 The cost model (`CostModel`) estimates from the op table the time compiling
 saves per example, and compiles when the saving over the evaluations it
 expects of this code exceeds the measured compile time.
@@ -107,20 +113,21 @@ class ComponentKernels:
         self.compiler = compiler or Compiler(opt=1, engine_size=engine_size)
         self.compiler.engine_size = engine_size
         self.max_engines = max_engines
-        self.kernels: dict[bytes, tuple[int, Engine]] = {}
+        self.kernels: dict[bytes, tuple[int, Engine, int]] = {}  # address, engine, field
         self.engines: OrderedDict[int, Engine] = OrderedDict()
         self.cost = CostModel()
         self.uses: dict[bytes, int] = {}
         self.compiled = 0
         self.hits = 0
 
-    def get(self, key: bytes) -> int | None:
-        """The loops function address of a key, if compiled and alive."""
+    def get(self, key: bytes) -> tuple[int, int] | None:
+        """(descriptor field, function address) of a key's loops, if compiled and alive
+        (field 8: `loop_kernel_module`, 9: `paired_kernel_module`)."""
         k = self.kernels.get(key)
         if k is None or k[1].closed:
             return None
         self.hits += 1
-        return k[0]
+        return k[2], k[0]
 
     def count_use(self, key: bytes) -> int:
         """Count an evaluation of this code; the uses before it."""
@@ -130,13 +137,20 @@ class ComponentKernels:
         self.uses[key] = n + 1
         return n
 
-    def compile(self, items: list[tuple[bytes, Sequence[Instr], Sequence[Instr]]]) -> None:
-        """Compile (key, predict, learn) in one module."""
+    def compile(self, items: list[tuple[bytes, Sequence[Instr], Sequence[Instr]]],
+                paired: bool = False) -> None:
+        """Compile (key, predict, learn) in one module (`paired`: paired loops for the code
+        that has them)."""
         if not items:
             return
-        parts, names = [], []
+        parts, names, fields = [], [], []
         for i, (_, predict, learn) in enumerate(items):
-            parts.append(lower.loop_kernel_module(predict, learn, self.layout, f"ck{i}"))
+            if paired and lower.pairable(predict, learn):
+                parts.append(lower.paired_kernel_module(predict, learn, self.layout, f"ck{i}"))
+                fields.append(9)
+            else:
+                parts.append(lower.loop_kernel_module(predict, learn, self.layout, f"ck{i}"))
+                fields.append(8)
             names.append(f"ck{i}")
         from azc.backend.jit import _dedupe
         seen: set[str] = set()
@@ -147,7 +161,7 @@ class ComponentKernels:
         self.engines[id(engine)] = engine
         self.engines.move_to_end(id(engine))
         for i, (key, _, _) in enumerate(items):
-            self.kernels[key] = (addrs[i], engine)
+            self.kernels[key] = (addrs[i], engine, fields[i])
         while len(self.engines) > self.max_engines:
             _, old = self.engines.popitem(last=False)
             if old is self.compiler.engine:
@@ -175,13 +189,24 @@ def component_kernels(memory: MemoryConfig, features: int) -> ComponentKernels:
     return ck
 
 
-def attach(ck: ComponentKernels, enc, examples: int) -> int:
+def pairs_up(tasks) -> bool:
+    """Whether a `TaskBatch`'s tasks pair up: an even number, tasks 2i and 2i+1 of the
+    same shape (the native interpreter runs such pairs in paired loops)."""
+    cols = [lower.TASK_FIELDS.index(f) for f in ("num_train", "num_valid", "epochs",
+                                                  "eval_type", "num_train_req",
+                                                  "num_valid_req")]
+    shape = tasks.desc[:, cols]
+    return len(shape) % 2 == 0 and bool((shape[0::2] == shape[1::2]).all())
+
+
+def attach(ck: ComponentKernels, enc, examples: int, paired: bool = False) -> int:
     """Give the programs of `enc` compiled task loops where the cost model says so.
 
     `enc` is an `azc.backend.native.Encoded` batch about to be run on tasks
-    totalling `examples` examples per program; descriptor field 8 is
-    set for the programs that get kernels (compiled now, in one batch, if
-    needed).  Returns how many programs run with compiled loops.
+    totalling `examples` examples per program; descriptor field 8 (or 9, paired
+    loops, with `paired`: see `pairs_up`) is set for the programs that get
+    kernels (compiled now, in one batch, if needed).  Returns how many programs
+    run with compiled loops.
     """
     code = enc.code
     base = code.ctypes.data
@@ -203,11 +228,11 @@ def attach(ck: ComponentKernels, enc, examples: int) -> int:
         if ck.cost.pays(examples, ck.cost.saved_ns(predict, learn, F), uses):
             pending[key] = (key, predict, learn)
     if pending:
-        ck.compile(list(pending.values()))
+        ck.compile(list(pending.values()), paired)
     n = 0
     for r, key in rows:
-        addr = ck.get(key)
-        if addr is not None:
-            enc.progs[r, 8] = addr
+        got = ck.get(key)
+        if got is not None:
+            enc.progs[r, got[0]] = got[1]
             n += 1
     return n

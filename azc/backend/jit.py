@@ -561,8 +561,8 @@ def _dedupe(text: str, seen: set[str]) -> str:
                 skipping = False
             continue
         head = line.split("(")[0]
-        is_shared_def = (line.startswith("define internal") and "@op_" in head) or \
-            (line.startswith("define internal") and "@azc_" in head)
+        is_shared_def = line.startswith("define internal") and any(
+            p in head for p in ("@op_", "@op2_", "@azc_"))
         if is_shared_def or line.startswith("declare"):
             sig = head
             if sig in seen:

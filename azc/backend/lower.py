@@ -209,6 +209,7 @@ class Emit:
 
     def __init__(self, b: Body, F: int):
         self.b, self.F = b, F
+        self.features = F  # the tasks' F (`PairEmit`: half the vector width)
         self.vt = f"<{F} x double>"
         self.vsuffix = f"v{F}f64"
 
@@ -303,6 +304,111 @@ class Emit:
         self.b.loop(self.F, lambda r: self.stv(dst, self.ldv(src, r), r))
 
 
+class PairEmit(Emit):
+    """`Emit` for two tasks at once (`paired_loops`): a scalar is a <2 x double> (task 0,
+    task 1) and a vector of F a <2F x double> with the tasks' elements interleaved, so
+    that every elementwise op is one op on both tasks, and a reduction keeps each task's
+    left-to-right order.  Each task computes exactly what it computes alone.  Only the
+    scalar and vector ops of `PAIRED_OPS` have paired bodies."""
+
+    st = "<2 x double>"
+
+    def __init__(self, b: Body, F: int):
+        super().__init__(b, 2 * F)
+        self.features = F
+        self.pair_mask = "<" + ", ".join(f"i32 {i % 2}" for i in range(2 * F)) + ">"
+        self.pair_mask = f"<{2 * F} x i32> {self.pair_mask}"
+
+    def const(self, x: str) -> str:
+        """An operand as a pair: a value as is, a constant repeated."""
+        return x if x.startswith("%") or x.startswith("<") else f"<double {x}, double {x}>"
+
+    def lds(self, ptr: str, index: int | str = 0) -> str:
+        assert index == 0, "paired scalars are read whole"
+        x = self.b.t()
+        self.b(f"{x} = load {self.st}, ptr {ptr}, align 8")
+        return x
+
+    def sts(self, ptr: str, value: str, index: int | str = 0) -> None:
+        assert index == 0, "paired scalars are written whole"
+        self.b(f"store {self.st} {self.const(value)}, ptr {ptr}, align 8")
+
+    def splat(self, x: str) -> str:
+        s = self.b.t("v")
+        self.b(f"{s} = shufflevector {self.st} {x}, {self.st} poison, {self.pair_mask}")
+        return s
+
+    def splat_scalar(self, x: str) -> str:
+        """A double for both tasks."""
+        i, s = self.b.t(), self.b.t()
+        self.b(f"{i} = insertelement {self.st} poison, double {x}, i64 0")
+        self.b(f"{s} = shufflevector {self.st} {i}, {self.st} poison, <2 x i32> zeroinitializer")
+        return s
+
+    def vsum(self, x: str, start: str = "0x8000000000000000") -> str:
+        acc = self.const(start)
+        for i in range(self.features):
+            lane = self.b.t()
+            self.b(f"{lane} = shufflevector {self.vt} {x}, {self.vt} poison, "
+                   f"<2 x i32> <i32 {2 * i}, i32 {2 * i + 1}>")
+            nxt = self.b.t()
+            self.b(f"{nxt} = fadd {self.st} {acc}, {lane}")
+            acc = nxt
+        return acc
+
+    def select_cmp(self, pred: str, x: str, y: str, if_true: str, if_false: str,
+                   vector: bool) -> str:
+        if vector:
+            return super().select_cmp(pred, x, y, if_true, if_false, True)
+        c, r = self.b.t("c"), self.b.t()
+        self.b(f"{c} = fcmp {pred} {self.st} {self.const(x)}, {self.const(y)}")
+        self.b(f"{r} = select <2 x i1> {c}, {self.st} {self.const(if_true)}, "
+               f"{self.st} {self.const(if_false)}")
+        return r
+
+    def sop(self, opcode: str, x: str, y: str) -> str:
+        r = self.b.t()
+        self.b(f"{r} = {opcode} {self.st} {self.const(x)}, {self.const(y)}")
+        return r
+
+    def scall(self, name: str, x: str) -> str:
+        r = self.b.t()
+        if name.startswith("llvm."):  # sqrt, fabs: exact elementwise
+            base = name[len("llvm."):-len(".f64")]
+            self.b(f"{r} = call {self.st} @llvm.{base}.v2f64({self.st} {x})")
+            return r
+        lanes = []
+        for i in range(2):  # the C library, once per task
+            e, y = self.b.t(), self.b.t()
+            self.b(f"{e} = extractelement {self.st} {x}, i64 {i}")
+            self.b(f"{y} = call double @{name}(double {e})")
+            lanes.append(y)
+        r0 = self.b.t()
+        self.b(f"{r0} = insertelement {self.st} poison, double {lanes[0]}, i64 0")
+        self.b(f"{r} = insertelement {self.st} {r0}, double {lanes[1]}, i64 1")
+        return r
+
+
+# Scalar and vector ops with paired bodies (no matrices, nothing random).
+PAIRED_OPS = frozenset([*range(1, 17), *range(18, 28), 44, 45, 47, 48, 50, 54, 56, 57])
+
+
+def _emit_paired_op(op_id: int, e: PairEmit) -> None:
+    """The body of @op2_<op_id>: `_emit_op` on paired memory (setters by hand)."""
+    if op_id not in PAIRED_OPS:
+        raise LoweringError(f"op {op_id} has no paired body")
+    if op_id == 56:
+        e.sts("%out", e.splat_scalar("%c0"))
+    elif op_id == 57:
+        i, i2 = e.b.t(), e.b.t()
+        e.b(f"{i} = fptosi double %c0 to i64")
+        e.b(f"{i2} = mul i64 {i}, 2")
+        p = e.gep("%out", i2)
+        e.b(f"store {e.st} {e.splat_scalar('%c1')}, ptr {p}, align 8")
+    else:
+        _emit_op(op_id, e)
+
+
 def _scalar_binary(opcode: str) -> Callable[[Emit], None]:
     def emit(e: Emit) -> None:
         e.sts("%out", e.sop(opcode, e.lds("%a"), e.lds("%b")))
@@ -358,7 +464,7 @@ def _max_first(e: Emit, x: str, y: str, vector: bool) -> str:
 
 def _emit_op(op_id: int, e: Emit) -> None:
     """Write the body of @op_<op_id> (everything but the final ret)."""
-    F = e.F
+    F = e.features
     b = e.b
     if op_id == 0:
         return
@@ -630,26 +736,31 @@ _SIMPLE: dict[int, Callable[[Emit], None]] = {
 }
 
 
-def op_function(op_id: int, F: int, inline: bool = True) -> str:
-    """The LLVM definition of @op_<id> at feature size F."""
+def op_function(op_id: int, F: int, inline: bool = True, paired: bool = False) -> str:
+    """The LLVM definition of @op_<id> at feature size F (@op2_<id> on paired memory)."""
     b = Body()
     b.block("entry")
-    _emit_op(op_id, Emit(b, F))
+    if paired:
+        _emit_paired_op(op_id, PairEmit(b, F))
+    else:
+        _emit_op(op_id, Emit(b, F))
     b("ret void")
     attrs = "alwaysinline nounwind" if inline else "nounwind"
-    return (f"define internal void @op_{op_id}({OP_ARGS}) {attrs} {{\n"
+    return (f"define internal void @op{'2' if paired else ''}_{op_id}({OP_ARGS}) {attrs} {{\n"
             + b.render() + "\n}\n")
 
 
-def declarations(F: int) -> str:
-    """Declarations of the C library and LLVM intrinsics the emitters use."""
+def declarations(F: int, paired: bool = False) -> str:
+    """Declarations of the C library and LLVM intrinsics the emitters use (`paired`: also
+    those of `PairEmit`)."""
     vt, vs = f"<{F} x double>", f"v{F}f64"
     lines = [f"declare double @{name}(double) nounwind" for name in LIBM]
+    widths = [F, 2, 2 * F] if paired else [F]
+    lines += [f"declare <{w} x double> @llvm.{fn}.v{w}f64(<{w} x double>)"
+              for w in dict.fromkeys(widths) for fn in ("sqrt", "fabs")]
     lines += [
         "declare double @llvm.sqrt.f64(double)",
         "declare double @llvm.fabs.f64(double)",
-        f"declare {vt} @llvm.sqrt.{vs}({vt})",
-        f"declare {vt} @llvm.fabs.{vs}({vt})",
         f"declare double @llvm.vector.reduce.fadd.{vs}(double, {vt})",
         "declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)",
         "declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)",
@@ -666,8 +777,11 @@ def rng_functions() -> str:
 # Component functions and the driver.
 # ---------------------------------------------------------------------------
 
-def component_function(name: str, instrs: Sequence[Instr], layout: Layout) -> str:
-    """@<name>(ptr mem, i64 kexec): the instructions as calls with constant operands."""
+def component_function(name: str, instrs: Sequence[Instr], layout: Layout,
+                       paired: bool = False) -> str:
+    """@<name>(ptr mem, i64 kexec): the instructions as calls with constant operands
+    (`paired`: on paired memory, where every double of the layout is a pair)."""
+    scale, prefix = (2, "op2") if paired else (1, "op")
     b = Body()
     b.block("entry")
     for pos, ins in enumerate(instrs):
@@ -677,14 +791,15 @@ def component_function(name: str, instrs: Sequence[Instr], layout: Layout) -> st
         ptrs = []
         for kind, addr in [(op.out, ins.out), *ins.inputs()]:
             p = b.t("p")
-            b(f"{p} = getelementptr inbounds double, ptr %mem, i64 {layout.offset(kind, addr)}")
+            b(f"{p} = getelementptr inbounds double, ptr %mem, "
+              f"i64 {scale * layout.offset(kind, addr)}")
             ptrs.append(p)
         ptrs += ["null"] * (3 - len(ptrs))
         key = "0"
         if op.random:
             key = b.t("k")
             b(f"{key} = call i64 @azc_slot_key(i64 %kexec, i64 {slot_at(ins, pos)})")
-        b(f"call void @op_{op.id}(ptr {ptrs[0]}, ptr {ptrs[1]}, ptr {ptrs[2]}, "
+        b(f"call void @{prefix}_{op.id}(ptr {ptrs[0]}, ptr {ptrs[1]}, ptr {ptrs[2]}, "
           f"double {f64(ins.c0)}, double {f64(ins.c1)}, double {f64(ins.c2)}, i64 {key})")
     b("ret void")
     return (f"define internal void @{name}(ptr noalias %mem, i64 %kexec) alwaysinline nounwind "
@@ -719,21 +834,52 @@ def driver(name: str, layout: Layout, setup: str, loops: str, uses_random: bool,
     args = (f"ptr %mem, ptr %d, ptr %o, i64 {'%ktask' if keyed else '0'}, double %maxerr, "
             f"i64 {recoff}, ptr {prog}")
     run = f"  call void @{loops}({args})\n  br label %task.next\ntask.next:"
+    pair = ""
     if interpreted:
-        # compiled loops never record: tasks that record run the interpreted loops
-        recs = [i for i, f in enumerate(TASK_FIELDS) if f.startswith("rec_")]
-        loads = "\n".join(f"  %rec{i}.p = getelementptr inbounds i64, ptr %d, i64 {i}\n"
-                          f"  %rec{i} = load i64, ptr %rec{i}.p" for i in recs)
-        ors = "\n".join(f"  %recs{j} = or i64 %recs{j - 1}, %rec{i}"
-                        for j, i in enumerate(recs) if j)
+        # compiled loops never record: tasks that record run the interpreted loops.
+        # Two tasks in a row of the same shape run together in paired loops (field 9),
+        # each set up in its own memory; other tasks run the compiled loops (field 8)
+        index = TASK_FIELDS.index("index")
+        shape = [i for i, f in enumerate(TASK_FIELDS)
+                 if f in ("num_train", "num_valid", "epochs", "eval_type", "num_train_req",
+                          "num_valid_req")]
+        same = "\n".join(f"  %sh{i}.p = getelementptr inbounds i64, ptr %d, i64 {i}\n"
+                         f"  %sh{i} = load i64, ptr %sh{i}.p\n"
+                         f"  %sh{i}.q = getelementptr inbounds i64, ptr %d.n, i64 {i}\n"
+                         f"  %sh{i}.n = load i64, ptr %sh{i}.q\n"
+                         f"  %sh{i}.eq = icmp eq i64 %sh{i}, %sh{i}.n" for i in shape)
         run = f"""  %fn.pp = getelementptr inbounds i64, ptr %prog, i64 8
   %fn.i = load i64, ptr %fn.pp
   %fn = inttoptr i64 %fn.i to ptr
   %has.fn = icmp ne ptr %fn, null
-{loads}
-  %recs0 = or i64 %rec{recs[0]}, 0
-{ors}
-  %norec = icmp eq i64 %recs{len(recs) - 1}, 0
+  %pf.pp = getelementptr inbounds i64, ptr %prog, i64 9
+  %pf.i = load i64, ptr %pf.pp
+  %pf = inttoptr i64 %pf.i to ptr
+  %has.pf = icmp ne ptr %pf, null
+{_no_records("%d", "")}
+  %t.n = add i64 %t, 1
+  %has.n = icmp slt i64 %t.n, %ntasks
+{_and_chain("%pairable", ["%has.pf", "%norec", "%has.n"])}
+  br i1 %pairable, label %pair.check, label %task.single
+pair.check:
+  %d.n.off = mul i64 %t.n, {DESC_WIDTH}
+  %d.n = getelementptr inbounds i64, ptr %desc, i64 %d.n.off
+{_no_records("%d.n", ".n")}
+{same}
+{_and_chain("%alike", ["%norec.n", *(f"%sh{i}.eq" for i in shape)])}
+  br i1 %alike, label %task.pair, label %task.single
+task.pair:
+  %o.n.off = mul i64 %t.n, {OUT_WIDTH}
+  %o.n = getelementptr inbounds double, ptr %out, i64 %o.n.off
+  %index.n.pp = getelementptr inbounds i64, ptr %d.n, i64 {index}
+  %index.n = load i64, ptr %index.n.pp
+  call void @llvm.memset.p0.i64(ptr %mem.n, i8 0, i64 {size * 8}, i1 false)
+  %ktask.n = call i64 @azc_task_key(i64 %seed, i64 %index.n)
+  {setup.format(mem="%mem.n", k=ks_setup, ktask="%ktask.n")}
+  call void %pf(ptr %mem, ptr %mem.n, ptr %d, ptr %d.n, ptr %o, ptr %o.n, double %maxerr)
+  %t.2 = add i64 %t, 2
+  br label %task.head
+task.single:
   %compiled = and i1 %has.fn, %norec
   br i1 %compiled, label %task.compiled, label %task.interp
 task.compiled:
@@ -741,15 +887,17 @@ task.compiled:
   br label %task.next
 task.interp:
 {run}"""
+        pair = ", [ %t.2, %task.pair ]"
     index = TASK_FIELDS.index("index")
     return f"""
 define {linkage}void @{name}({params}) nounwind {{
 entry:
 {_prog_loads("s") if interpreted else ""}
   %mem = alloca [{size} x double], align 64
+{f"  %mem.n = alloca [{size} x double], align 64" if interpreted else ""}
   br label %task.head
 task.head:
-  %t = phi i64 [ 0, %entry ], [ %t1, %task.next ]
+  %t = phi i64 [ 0, %entry ], [ %t1, %task.next ]{pair}
   %t.more = icmp slt i64 %t, %ntasks
   br i1 %t.more, label %task.body, label %exit
 exit:
@@ -762,7 +910,7 @@ task.body:
   %index.pp = getelementptr inbounds i64, ptr %d, i64 {index}
   %index = load i64, ptr %index.pp
   call void @llvm.memset.p0.i64(ptr %mem, i8 0, i64 {size * 8}, i1 false)
-{task_key}{pre_setup}  {setup.format(mem="%mem", k=ks_setup)}
+{task_key}{pre_setup}  {setup.format(mem="%mem", k=ks_setup, ktask="%ktask")}
 {run}
   %t1 = add i64 %t, 1
   br label %task.head
@@ -799,7 +947,7 @@ def task_loops(name: str, layout: Layout, calls: dict[Component, str], uses_rand
     voff = layout.offset(Kind.VECTOR, 0)
 
     def call(comp: Component, kexpr: str) -> str:
-        return calls[comp].format(mem="%mem", k=kexpr)
+        return calls[comp].format(mem="%mem", k=kexpr, ktask="%ktask")
 
     def execkey(kind: int, index: str, tag: str) -> tuple[str, str]:
         if interpreted:
@@ -1075,6 +1223,27 @@ task.done:
 """
 
 
+def _and_chain(result: str, values: list[str]) -> str:
+    """IR lines setting the i1 `result` to the `and` of i1 values."""
+    lines, acc = [], values[0]
+    for i, v in enumerate(values[1:]):
+        nxt = result if i == len(values) - 2 else f"{result}.{i}"
+        lines.append(f"  {nxt} = and i1 {acc}, {v}")
+        acc = nxt
+    return "\n".join(lines) if lines else f"  {result} = and i1 {acc}, true"
+
+
+def _no_records(d: str, s: str) -> str:
+    """IR lines setting `%norec<s>` to whether the task descriptor `d` records nothing."""
+    recs = [i for i, f in enumerate(TASK_FIELDS) if f.startswith("rec_")]
+    lines = []
+    for i in recs:
+        lines += [f"  %rec{i}.p{s} = getelementptr inbounds i64, ptr {d}, i64 {i}",
+                  f"  %rec{i}{s} = load i64, ptr %rec{i}.p{s}",
+                  f"  %rec{i}.z{s} = icmp eq i64 %rec{i}{s}, 0"]
+    return "\n".join(lines) + "\n" + _and_chain(f"%norec{s}", [f"%rec{i}.z{s}" for i in recs])
+
+
 def _prog_loads(components: str) -> str:
     """Load the encoded program's (code pointer, length) of some components ("s", "p", "l")."""
     lines = []
@@ -1088,9 +1257,9 @@ def _prog_loads(components: str) -> str:
     return "\n".join(lines)
 
 
-def _desc_loads(records: bool = True) -> str:
-    """Load a task descriptor's fields (`%d`); record pointers get `%recoff` added, and
-    are null without `records` (code that never records)."""
+def _desc_loads(records: bool = True, s: str = "") -> str:
+    """Load a task descriptor's fields (`%d<s>`, as `%<field><s>`); record pointers get
+    `%recoff` added, and are null without `records` (code that never records)."""
     names = {"train_x": "tx", "train_y": "ty", "valid_x": "vx", "valid_y": "vy",
              "order": "order", "num_train": "N", "num_valid": "NV", "epochs": "E",
              "eval_type": "evaltype", "index": "index", "num_train_req": "nreq",
@@ -1098,8 +1267,8 @@ def _desc_loads(records: bool = True) -> str:
              "rec_train_err": "rte", "rec_valid_err": "rve"}
     lines = []
     for i, field in enumerate(TASK_FIELDS):
-        name = names[field]
-        lines.append(f"  %{name}.pp = getelementptr inbounds i64, ptr %d, i64 {i}")
+        name = names[field] + s
+        lines.append(f"  %{name}.pp = getelementptr inbounds i64, ptr %d{s}, i64 {i}")
         if field.startswith("rec_") and not records:
             lines.append(f"  %{name} = inttoptr i64 0 to ptr")
         elif field.startswith("rec_"):
@@ -1135,18 +1304,21 @@ def _out_stores() -> str:
 
 
 def _compiled_components(name: str, components: Sequence[tuple[Component, Sequence[Instr]]],
-                         layout: Layout) -> tuple[list[str], dict[Component, str], bool]:
+                         layout: Layout, paired: bool = False
+                         ) -> tuple[list[str], dict[Component, str], bool]:
     """The module text compiled components need (declarations, the random generator if
     an instruction draws, the ops used, one function per component @<name>_<component>),
-    their call templates for `task_loops`/`driver`, and whether any instruction draws."""
+    their call templates for `task_loops`/`driver`, and whether any instruction draws
+    (`paired`: for `paired_loops`)."""
     instrs = [ins for _, comp in components for ins in comp]
     uses_random = any(OPS[i.op].random for i in instrs)
-    parts = [declarations(layout.features)] + ([rng_functions()] if uses_random else [])
-    parts += [op_function(op, layout.features) for op in sorted({i.op for i in instrs} - {0})]
+    F = layout.features
+    parts = [declarations(F, paired)] + ([rng_functions()] if uses_random else [])
+    parts += [op_function(op, F, paired=paired) for op in sorted({i.op for i in instrs} - {0})]
     calls = {}
     for comp, code in components:
         fname = f"{name}_{comp.attr}"
-        parts.append(component_function(fname, code, layout))
+        parts.append(component_function(fname, code, layout, paired))
         calls[comp] = f"call void @{fname}(ptr {{mem}}, i64 {{k}})"
     return parts, calls, uses_random
 
@@ -1199,9 +1371,10 @@ done:
 # ---------------------------------------------------------------------------
 
 CODE_RECORD = 32  # bytes per encoded instruction: i16 op, out, in1, in2; f64 c0, c1, c2
-PROG_WIDTH = 9    # int64 per program descriptor: (code, length) per component; 6, 7: set by
+PROG_WIDTH = 10   # int64 per program descriptor: (code, length) per component; 6, 7: set by
 #                  the native DCE (live random ops, live instructions); 8: the compiled
-#                  training and validation (`loop_kernel_module`; 0: interpret them)
+#                  training and validation (`loop_kernel_module`; 0: interpret them);
+#                  9: the same for two tasks at once (`paired_kernel_module`; 0: none)
 
 
 def interp_loop(name: str, layout: Layout) -> str:
@@ -1296,7 +1469,7 @@ def interpreter_module(memory: MemoryConfig, features: int, name: str = "azc_int
              declarations(features), rng_functions()]
     parts += [op_function(op.id, features) for op in OPS if op.out is not None]
     parts.append(interp_loop(f"{name}_loop", layout))
-    calls = {comp: (f"call void @{name}_loop(ptr {{mem}}, i64 %ktask, i64 {{k}}, "
+    calls = {comp: (f"call void @{name}_loop(ptr {{mem}}, i64 {{ktask}}, i64 {{k}}, "
                     f"ptr %code.{c}, i64 %n.{c})")
              for comp, c in ((Component.SETUP, "s"), (Component.PREDICT, "p"),
                              (Component.LEARN, "l"))}
@@ -1835,4 +2008,362 @@ def loop_kernel_module(predict: Sequence[Instr], learn: Sequence[Instr], layout:
         name, [(Component.PREDICT, predict), (Component.LEARN, learn)], layout)
     parts.append(task_loops(name, layout, calls, random, local_memory=True, linkage="",
                             records=False, sigmoid_unread=sigmoid_unread(predict, learn)))
+    return "\n".join(parts)
+
+
+def pairable(predict: Sequence[Instr], learn: Sequence[Instr]) -> bool:
+    """Whether Predict and Learn have paired bodies (`paired_kernel_module`)."""
+    return all(i.op in PAIRED_OPS or i.op == 0 for i in (*predict, *learn))
+
+
+PAIRED_PARAMS = ("ptr noalias %m0, ptr noalias %m1, ptr %d0, ptr %d1, ptr %o0, ptr %o1, "
+                 "double %maxerr")
+
+
+def paired_loops(name: str, layout: Layout, calls: dict[Component, str],
+                 sigmoid_unread: bool = False) -> str:
+    """@<name>(m0, m1, d0, d1, o0, o1, maxerr): `task_loops` for two tasks of the same
+    shape (examples, epochs, budgets, eval type) at once, with no records and no random
+    ops: task t's memory after Setup is `m<t>`, its descriptor row `d<t>`, its output
+    row `o<t>`.
+
+    The memories are interleaved into one paired memory (`PairEmit`), and both tasks
+    run each training example and each validation example together: one Predict, one
+    Learn, so the two tasks' chains of dependent operations (an SGD-like program's
+    prediction, sigmoid and update) overlap.  A task that stops early, or whose
+    validation ends, is masked: its outputs are final, and what runs on its half of
+    the memory afterwards is never read.  Each task's results are exactly those of
+    `task_loops` on it alone (same operations, in the same order, per task).
+    """
+    F = layout.features
+    st, vt2, vt = "<2 x double>", f"<{2 * F} x double>", f"<{F} x double>"
+    size = 2 * max(layout.matrix_base, 1)  # Predict and Learn use no matrices
+    voff = 2 * layout.offset(Kind.VECTOR, 0)
+    inter = (f"<{2 * F} x i32> <" + ", ".join(f"i32 {i // 2 + (F if i % 2 else 0)}"
+                                            for i in range(2 * F)) + ">")
+    m2p = f64(-0.63661977236758138243)
+    inf2 = "<double 0x7FF0000000000000, double 0x7FF0000000000000>"
+
+    def pair(x0: str, x1: str, out: str) -> str:
+        return (f"  {out}.h = insertelement {st} poison, double {x0}, i64 0\n"
+                f"  {out} = insertelement {st} {out}.h, double {x1}, i64 1")
+
+    def lanes(x: str, ty: str = st) -> str:  # %x.0, %x.1 from a pair
+        return "\n".join(f"  {x}.{t} = extractelement {ty} {x}, i64 {t}" for t in (0, 1))
+
+    def per_task(text: str) -> str:
+        return "\n".join(text.replace("@", str(t)) for t in (0, 1))
+
+    # interleave the two memories: scalars pairwise, each vector whole
+    init = []
+    for a in range(layout.scalars):
+        init.append(f"  %is{a}.p0 = getelementptr inbounds double, ptr %m0, i64 {a}\n"
+                    f"  %is{a}.p1 = getelementptr inbounds double, ptr %m1, i64 {a}\n"
+                    f"  %is{a}.0 = load double, ptr %is{a}.p0\n"
+                    f"  %is{a}.1 = load double, ptr %is{a}.p1\n"
+                    + pair(f"%is{a}.0", f"%is{a}.1", f"%is{a}") +
+                    f"\n  %is{a}.q = getelementptr inbounds double, ptr %mem, i64 {2 * a}\n"
+                    f"  store {st} %is{a}, ptr %is{a}.q, align 8")
+    for a in range(layout.vectors):
+        off = layout.offset(Kind.VECTOR, a)
+        init.append(f"  %iv{a}.p0 = getelementptr inbounds double, ptr %m0, i64 {off}\n"
+                    f"  %iv{a}.p1 = getelementptr inbounds double, ptr %m1, i64 {off}\n"
+                    f"  %iv{a}.0 = load {vt}, ptr %iv{a}.p0, align 8\n"
+                    f"  %iv{a}.1 = load {vt}, ptr %iv{a}.p1, align 8\n"
+                    f"  %iv{a} = shufflevector {vt} %iv{a}.0, {vt} %iv{a}.1, {inter}\n"
+                    f"  %iv{a}.q = getelementptr inbounds double, ptr %mem, i64 {2 * off}\n"
+                    f"  store {vt2} %iv{a}, ptr %iv{a}.q, align 8")
+    sig_fast = "  br label %sig.exact"
+    if sigmoid_unread:
+        # as in task_loops, for both tasks: with |y| + 1 <= maxerr the check only fails
+        # on a NaN s1, and 0.5 (or the NaN) gives the same outcome with no exp()
+        sig_fast = f"""  %ya = call {st} @llvm.fabs.v2f64({st} %y)
+  %yb = fadd {st} %ya, <double 1.0, double 1.0>
+  %fast2 = fcmp ole {st} %yb, %maxerr2
+  %fast2.0 = extractelement <2 x i1> %fast2, i64 0
+  %fast2.1 = extractelement <2 x i1> %fast2, i64 1
+  %fast = and i1 %fast2.0, %fast2.1
+  %s1nan = fcmp uno {st} %s1, zeroinitializer
+  %sgf = select <2 x i1> %s1nan, {st} %s1, {st} <double 0.5, double 0.5>
+  br i1 %fast, label %sig.join, label %sig.exact"""
+    sig_fast_in = ", [ %sgf, %sig ]" if sigmoid_unread else ""
+    return f"""
+define void @{name}({PAIRED_PARAMS}) nounwind {{
+entry:
+  %mem = alloca [{size} x double], align 64
+{chr(10).join(init)}
+  %rem.a = alloca i64
+  %step.a = alloca i64
+  %epoch.a = alloca i64
+  %k.a = alloca i64
+  %j.a = alloca i64
+  %loss.a = alloca {st}
+{per_task('''  %best.a@ = alloca double
+  %steps.a@ = alloca i64
+  %stop.a@ = alloca double
+  %nvp.a@ = alloca i64
+  %alive.a@ = alloca i1
+  %valid.a@ = alloca i1
+  %zero.a@ = alloca i1
+  store double 0.0, ptr %best.a@
+  store i64 0, ptr %steps.a@
+  store double 0.0, ptr %stop.a@
+  store i64 0, ptr %nvp.a@
+  store i1 true, ptr %alive.a@''')}
+{_desc_loads(False, "0")}
+{_desc_loads(False, "1")}
+  %N = add i64 %N0, 0
+  %NV = add i64 %NV0, 0
+  %acc = icmp eq i64 %evaltype0, 4
+  %maxerr2.h = insertelement {st} poison, double %maxerr, i64 0
+  %maxerr2 = shufflevector {st} %maxerr2.h, {st} poison, <2 x i32> zeroinitializer
+  %v0.p = getelementptr inbounds double, ptr %mem, i64 {voff}
+  %s1.p = getelementptr inbounds double, ptr %mem, i64 2
+  %ne = mul i64 %N, %E0
+  %nall.lt = icmp slt i64 %nreq0, %ne
+  %nall = select i1 %nall.lt, i64 %nreq0, i64 %ne
+  store i64 %nall, ptr %rem.a
+  store i64 0, ptr %step.a
+  store i64 0, ptr %epoch.a
+  br label %epoch.head
+epoch.head:
+  %rem = load i64, ptr %rem.a
+  %rem.pos = icmp sgt i64 %rem, 0
+  br i1 %rem.pos, label %epoch.body, label %task.done
+epoch.body:
+  %cnt.lt = icmp slt i64 %N, %rem
+  %count = select i1 %cnt.lt, i64 %N, i64 %rem
+  %step0 = load i64, ptr %step.a
+  %epoch = load i64, ptr %epoch.a
+  store i64 0, ptr %k.a
+  br label %train.head
+train.head:
+  %k = load i64, ptr %k.a
+  %k.more = icmp slt i64 %k, %count
+  br i1 %k.more, label %train.body, label %train.done
+train.body:
+  %tt = add i64 %step0, %k
+{per_task('''  %ord.p@ = getelementptr inbounds i64, ptr %order@, i64 %tt
+  %ex@ = load i64, ptr %ord.p@
+  %x.off@ = mul i64 %ex@, ''' + str(F) + '''
+  %x.p@ = getelementptr inbounds double, ptr %tx@, i64 %x.off@
+  %x@ = load ''' + vt + ''', ptr %x.p@, align 8
+  %y.p@ = getelementptr inbounds double, ptr %ty@, i64 %ex@
+  %y@ = load double, ptr %y.p@
+  %alive@ = load i1, ptr %alive.a@
+  %sd@ = load i64, ptr %steps.a@
+  %inc@ = zext i1 %alive@ to i64
+  %sd1@ = add i64 %sd@, %inc@
+  store i64 %sd1@, ptr %steps.a@''')}
+  %x = shufflevector {vt} %x0, {vt} %x1, {inter}
+{pair("%y0", "%y1", "%y")}
+  store {vt2} %x, ptr %v0.p, align 8
+  store {st} zeroinitializer, ptr %mem, align 8
+  {calls[Component.PREDICT].format(mem="%mem", k="0")}
+  %s1 = load {st}, ptr %s1.p, align 8
+  br i1 %acc, label %sig, label %sig.done
+sig:
+{sig_fast}
+sig.exact:
+  %neg = fneg {st} %s1
+{lanes("%neg")}
+  %sx.0 = call double @exp(double %neg.0)
+  %sx.1 = call double @exp(double %neg.1)
+{pair("%sx.0", "%sx.1", "%sx")}
+  %den = fadd {st} <double 1.0, double 1.0>, %sx
+  %sg = fdiv {st} <double 1.0, double 1.0>, %den
+  store {st} %sg, ptr %s1.p, align 8
+  br label %sig.join
+sig.join:
+  %sgv = phi {st} [ %sg, %sig.exact ]{sig_fast_in}
+  br label %sig.done
+sig.done:
+  %s1b = phi {st} [ %s1, %train.body ], [ %sgv, %sig.join ]
+  %diff = fsub {st} %y, %s1b
+  %err = call {st} @llvm.fabs.v2f64({st} %diff)
+  %bad = fcmp ugt {st} %err, %maxerr2
+{lanes("%bad", "<2 x i1>")}
+{per_task("  %stops@ = and i1 %alive@, %bad.@")}
+  %anystop = or i1 %stops0, %stops1
+  br i1 %anystop, label %train.stop, label %train.learn
+train.stop:
+  ; the error check failed: a task stops, with fitness 0 in its first epoch
+  %in.first = icmp eq i64 %rem, %nall
+{per_task('''  %stop.o@ = load double, ptr %stop.a@
+  %stop.n@ = select i1 %stops@, double 1.0, double %stop.o@
+  store double %stop.n@, ptr %stop.a@
+  %best.o@ = load double, ptr %best.a@
+  %zap@ = and i1 %stops@, %in.first
+  %best.n@ = select i1 %zap@, double 0.0, double %best.o@
+  store double %best.n@, ptr %best.a@
+  %notstop@ = xor i1 %stops@, true
+  %alive.n@ = and i1 %alive@, %notstop@
+  store i1 %alive.n@, ptr %alive.a@''')}
+  %anyalive = or i1 %alive.n0, %alive.n1
+  br i1 %anyalive, label %train.learn, label %task.done
+train.learn:
+  store {vt2} %x, ptr %v0.p, align 8
+  store {st} %y, ptr %mem, align 8
+  {calls[Component.LEARN].format(mem="%mem", k="0")}
+  %k1 = add i64 %k, 1
+  store i64 %k1, ptr %k.a
+  br label %train.head
+train.done:
+  %step1 = add i64 %step0, %count
+  store i64 %step1, ptr %step.a
+  %rem1 = sub i64 %rem, %N
+  store i64 %rem1, ptr %rem.a
+  store i64 0, ptr %j.a
+  store {st} zeroinitializer, ptr %loss.a
+{per_task('''  %alive.d@ = load i1, ptr %alive.a@
+  store i1 %alive.d@, ptr %valid.a@
+  store i1 false, ptr %zero.a@
+  %nvp.o@ = load i64, ptr %nvp.a@
+  %nvp.z@ = select i1 %alive.d@, i64 0, i64 %nvp.o@
+  store i64 %nvp.z@, ptr %nvp.a@''')}
+  %nv.lt = icmp slt i64 %nvreq0, %NV
+  %nv = select i1 %nv.lt, i64 %nvreq0, i64 %NV
+  br label %valid.head
+valid.head:
+  %j = load i64, ptr %j.a
+  %j.more = icmp slt i64 %j, %nv
+  br i1 %j.more, label %valid.body, label %valid.done
+valid.body:
+  %j1 = add i64 %j, 1
+  %vx.off = mul i64 %j, {F}
+{per_task('''  %vx.p@ = getelementptr inbounds double, ptr %vx@, i64 %vx.off
+  %vxr@ = load ''' + vt + ''', ptr %vx.p@, align 8
+  %vy.p@ = getelementptr inbounds double, ptr %vy@, i64 %j
+  %vyr@ = load double, ptr %vy.p@
+  %valid@ = load i1, ptr %valid.a@
+  %nvp.v@ = load i64, ptr %nvp.a@
+  %nvp.w@ = select i1 %valid@, i64 %j1, i64 %nvp.v@
+  store i64 %nvp.w@, ptr %nvp.a@''')}
+  %vxv = shufflevector {vt} %vxr0, {vt} %vxr1, {inter}
+{pair("%vyr0", "%vyr1", "%vyv")}
+  store {vt2} %vxv, ptr %v0.p, align 8
+  store {st} zeroinitializer, ptr %mem, align 8
+  {calls[Component.PREDICT].format(mem="%mem", k="0")}
+  %vs1 = load {st}, ptr %s1.p, align 8
+  %loss0 = load {st}, ptr %loss.a
+  br i1 %acc, label %vacc, label %vrms
+vrms:
+  %ve = fsub {st} %vyv, %vs1
+  %ve2 = fmul {st} %ve, %ve
+  %lossr = fadd {st} %loss0, %ve2
+  br label %vchk
+vacc:
+  ; the sign shortcut of task_loops, for both tasks; exp() where either needs it
+  %vsabs = call {st} @llvm.fabs.v2f64({st} %vs1)
+  %vfar = fcmp ogt {st} %vsabs, <double 1.0e-6, double 1.0e-6>
+  %ppos.s = fcmp ogt {st} %vs1, zeroinitializer
+{lanes("%vfar", "<2 x i1>")}
+  %bothfar = and i1 %vfar.0, %vfar.1
+  br i1 %bothfar, label %vacc.join, label %vacc.exact
+vacc.exact:
+  %vneg = fneg {st} %vs1
+{lanes("%vneg")}
+  %vex.0 = call double @exp(double %vneg.0)
+  %vex.1 = call double @exp(double %vneg.1)
+{pair("%vex.0", "%vex.1", "%vex")}
+  %vden = fadd {st} <double 1.0, double 1.0>, %vex
+  %vp = fdiv {st} <double 1.0, double 1.0>, %vden
+  %pgt1 = fcmp ogt {st} %vp, <double 1.0, double 1.0>
+  %plt0 = fcmp olt {st} %vp, zeroinitializer
+  %pout.x = or <2 x i1> %pgt1, %plt0
+  %ppos.x = fcmp ogt {st} %vp, <double 0.5, double 0.5>
+  %pout.e = select <2 x i1> %vfar, <2 x i1> zeroinitializer, <2 x i1> %pout.x
+  %ppos.e = select <2 x i1> %vfar, <2 x i1> %ppos.s, <2 x i1> %ppos.x
+  br label %vacc.join
+vacc.join:
+  %pout = phi <2 x i1> [ zeroinitializer, %vacc ], [ %pout.e, %vacc.exact ]
+  %ppos = phi <2 x i1> [ %ppos.s, %vacc ], [ %ppos.e, %vacc.exact ]
+  %lpos = fcmp ogt {st} %vyv, <double 0.5, double 0.5>
+  %right = icmp eq <2 x i1> %lpos, %ppos
+  %e01 = select <2 x i1> %right, {st} zeroinitializer, {st} <double 1.0, double 1.0>
+  %ea = select <2 x i1> %pout, {st} {inf2}, {st} %e01
+  %lossa = fadd {st} %loss0, %ea
+  br label %vchk
+vchk:
+  %verr = phi {st} [ %ve, %vrms ], [ %ea, %vacc.join ]
+  %lossn = phi {st} [ %lossr, %vrms ], [ %lossa, %vacc.join ]
+  store {st} %lossn, ptr %loss.a  ; a task whose validation ended has fitness 0 anyway
+  %vabs = call {st} @llvm.fabs.v2f64({st} %verr)
+  %vbad = fcmp ugt {st} %vabs, %maxerr2
+{lanes("%vbad", "<2 x i1>")}
+{per_task('''  %vends@ = and i1 %valid@, %vbad.@
+  %vkeep@ = xor i1 %vends@, true
+  %valid.n@ = and i1 %valid@, %vkeep@
+  store i1 %valid.n@, ptr %valid.a@
+  %zero.o@ = load i1, ptr %zero.a@
+  %zero.n@ = or i1 %zero.o@, %vends@
+  store i1 %zero.n@, ptr %zero.a@''')}
+  %anyvalid = or i1 %valid.n0, %valid.n1
+  store i64 %j1, ptr %j.a
+  br i1 %anyvalid, label %valid.head, label %valid.done
+valid.done:
+  %nvf = sitofp i64 %NV to double
+{pair("%nvf", "%nvf", "%nvf2")}
+  %lossf = load {st}, ptr %loss.a
+  %lossm = fdiv {st} %lossf, %nvf2
+  %fa = fsub {st} <double 1.0, double 1.0>, %lossm
+  %rmse = call {st} @llvm.sqrt.v2f64({st} %lossm)
+  %rabs = call {st} @llvm.fabs.v2f64({st} %rmse)
+  %rfin = fcmp one {st} %rabs, {inf2}
+{lanes("%rmse")}
+  %at.0 = call double @atan(double %rmse.0)
+  %at.1 = call double @atan(double %rmse.1)
+{pair("%at.0", "%at.1", "%at")}
+  %atm = fmul {st} <double {m2p}, double {m2p}>, %at
+  %fr = fadd {st} <double 1.0, double 1.0>, %atm
+  %frf = select <2 x i1> %rfin, {st} %fr, {st} zeroinitializer
+  %fitd = select i1 %acc, {st} %fa, {st} %frf
+{lanes("%fitd")}
+{per_task('''  %zero@ = load i1, ptr %zero.a@
+  %fit@ = select i1 %zero@, double 0.0, double %fitd.@
+  %best0@ = load double, ptr %best.a@
+  %fit.lt@ = fcmp olt double %fit@, %best0@
+  %best1@ = select i1 %fit.lt@, double %best0@, double %fit@
+  %alive.f@ = load i1, ptr %alive.a@
+  %best2@ = select i1 %alive.f@, double %best1@, double %best0@
+  store double %best2@, ptr %best.a@''')}
+  %epoch1 = add i64 %epoch, 1
+  store i64 %epoch1, ptr %epoch.a
+  br label %epoch.head
+task.done:
+{per_task(_paired_out_stores())}
+  ret void
+}}
+"""
+
+
+def _paired_out_stores() -> str:
+    """A task's outputs in `paired_loops` (task number: "@"): no records."""
+    lines = ["  %bestf@ = load double, ptr %best.a@", "  store double %bestf@, ptr %o@"]
+    for i, field in enumerate(OUT_FIELDS):
+        if field == "fitness":
+            continue
+        p = f"%o.{field}@"
+        lines.append(f"  {p} = getelementptr inbounds double, ptr %o@, i64 {i}")
+        if field == "stopped_early":
+            lines.append(f"  %{field}.v@ = load double, ptr %stop.a@")
+        elif field in ("train_steps", "num_valid_pred"):
+            src = "%steps.a@" if field == "train_steps" else "%nvp.a@"
+            lines.append(f"  %{field}.i@ = load i64, ptr {src}")
+            lines.append(f"  %{field}.v@ = sitofp i64 %{field}.i@ to double")
+        else:
+            lines.append(f"  %{field}.v@ = fadd double 0.0, 0.0")
+        lines.append(f"  store double %{field}.v@, ptr {p}")
+    return "\n".join(lines)
+
+
+def paired_kernel_module(predict: Sequence[Instr], learn: Sequence[Instr], layout: Layout,
+                         name: str) -> str:
+    """@<name>: a `paired_loops` function with Predict and Learn compiled in (descriptor
+    field 9 of the native interpreter; only for `pairable` code)."""
+    if not pairable(predict, learn):
+        raise LoweringError("Predict or Learn uses an op with no paired body")
+    parts, calls, _ = _compiled_components(
+        name, [(Component.PREDICT, predict), (Component.LEARN, learn)], layout, paired=True)
+    parts.append(paired_loops(name, layout, calls, sigmoid_unread(predict, learn)))
     return "\n".join(parts)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from azc.backend.components import attach, component_kernels
+from azc.backend.components import attach, component_kernels, pairs_up
 from azc.backend.fec_table import HIT, MISS, MISS_KNOWN, NativeFecTable
 from azc.backend.jit import TaskBatch
 from azc.backend.native import Encoded, interpreter, native_dce
@@ -94,6 +94,7 @@ class SearchEvaluator:
         self.task_index = np.array([t.index for t in self.tasks], dtype=np.int64)
         # the task descriptors of full and of FEC runs, built once
         self.full_batch = TaskBatch(self.tasks, self.features)
+        self.paired = pairs_up(self.full_batch)  # compiled loops run tasks two at a time
         self.fec_batch = TaskBatch(self.tasks, self.features)
         if fec is not None:
             self.fec_batch._set_requests(fec.num_train_examples, fec.num_valid_examples)
@@ -308,7 +309,7 @@ class SearchEvaluator:
         c = self.counters
         compiled = 0
         if self.use_kernels and self.kernels is not None:
-            compiled = attach(self.kernels, sub, self.examples)
+            compiled = attach(self.kernels, sub, self.examples, self.paired)
         c.kernel_evals += compiled
         c.interp_evals += len(rows) - compiled
         out = self.interp.run_batch(sub, self.full_batch, np.asarray(seeds)[rows],
