@@ -229,3 +229,60 @@ def test_accuracy_around_the_sign_shortcut_matches_the_reference() -> None:
     assert same(TaskBatch([task], 1).fitness(kernel, 0)[0], ref.fitness)
     assert ref.valid_errors is not None and 0 < sum(ref.valid_errors) < len(near)
     ck.close()
+
+
+def _paired_op_runner(ins, mem, F):
+    """(single, paired): ctypes functions running one instruction on a memory buffer of
+    the layout, and on a paired buffer (`lower.PairEmit`)."""
+    import ctypes
+
+    from azc.backend import lower
+    from azc.backend.jit import Compiler
+    layout = lower.Layout.of(mem, F)
+    text = "\n".join([
+        lower.declarations(F, paired=True),
+        lower.op_function(ins.op, F), lower.op_function(ins.op, F, paired=True),
+        lower.component_function("one", [ins], layout),
+        lower.component_function("two", [ins], layout, paired=True),
+        "define void @run1(ptr %m) {\n  call void @one(ptr %m, i64 0)\n  ret void\n}",
+        "define void @run2(ptr %m) {\n  call void @two(ptr %m, i64 0)\n  ret void\n}"])
+    compiler = Compiler(opt=1)
+    engine, addrs, _ = compiler.compile_text(text, ["run1", "run2"])
+    fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+    return fn(addrs[0]), fn(addrs[1]), engine
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(__import__("azc.backend.lower", fromlist=["x"]).PAIRED_OPS)),
+       st.sampled_from([1, 2, 3, 4, 8, 16]), st.integers(0, 2**32 - 1))
+def test_paired_op_bodies_compute_each_task_as_alone(op, F, seed) -> None:
+    """Every op with a paired body, on two memories of special and random values
+    interleaved: each half of the result is, bit for bit, the op run on that memory."""
+    from azc.backend import lower
+    from azc.ir import Instr, MemoryConfig
+    from azc.ops import OPS
+    rng_ = np.random.default_rng(seed)
+    mem = MemoryConfig(4, 3, 0, F)
+    layout = lower.Layout.of(mem, F)
+    o = OPS[op]
+    addr = [int(rng_.integers(0, 3)) for _ in range(3)]  # aliasing often
+    consts = [F - 1 - int(rng_.integers(0, F)) // 2, float(rng_.standard_normal()), 0.0]
+    ins = Instr.make(o, *addr, consts=consts)
+    one, two, engine = _paired_op_runner(ins, mem, F)
+    n = layout.matrix_base
+    bufs = []
+    for _ in range(2):
+        b = np.zeros(max(layout.size, 1))
+        vals = rng_.standard_normal(n) * 10.0 ** rng_.integers(-3, 4, n)
+        special = rng_.random(n) < 0.3
+        vals[special] = rng_.choice(azs.SPECIAL, int(special.sum()))
+        b[:n] = vals
+        bufs.append(b)
+    paired = np.empty(2 * n)
+    paired[0::2], paired[1::2] = bufs[0][:n], bufs[1][:n]
+    for b in bufs:
+        with np.errstate(all="ignore"):
+            one(b.ctypes.data)
+    two(paired.ctypes.data)
+    assert same(paired[0::2], bufs[0][:n]) and same(paired[1::2], bufs[1][:n]), repr(ins)
+    engine.close()
