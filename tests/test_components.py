@@ -107,6 +107,13 @@ def test_kernels_are_shared_by_programs_with_the_same_predict_and_learn() -> Non
     enc = Encoded.of([a, b])
     assert attach(ck, enc, 10**9) == 2
     assert ck.compiled == 1  # one kernel for both: only Setup differs
+    assert enc.progs[:, 8].all() and not enc.progs[:, 9].any()
+    # tasks in pairs get paired loops, a kernel of their own; single loops stay for others
+    paired = Encoded.of([a, b])
+    assert attach(ck, paired, 10**9, paired=True) == 2 and ck.compiled == 2
+    assert paired.progs[:, 9].all() and not paired.progs[:, 8].any()
+    again = Encoded.of([a])
+    assert attach(ck, again, 10**9) == 1 and again.progs[0, 8] and ck.compiled == 2
     ck.close()
 
 

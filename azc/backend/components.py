@@ -218,7 +218,7 @@ def attach(ck: ComponentKernels, enc, examples: int, paired: bool = False) -> in
         d = enc.progs[r]
         p0, pn, l0, ln = int(d[2]) - base, int(d[3]), int(d[4]) - base, int(d[5])
         pb, lb = raw[p0:p0 + 32 * pn], raw[l0:l0 + 32 * ln]
-        key = pb + b"|" + lb
+        key = pb + b"|" + lb + (b"|paired" if paired else b"")  # one kernel of each kind
         rows.append((r, key))
         if ck.get(key) is not None or key in pending:
             continue
