@@ -105,7 +105,7 @@ def evaluate_candidate(program: Program, tasks: list[Task], memory: MemoryConfig
                        max_abs_error: float) -> float:
     """Mean fitness on tasks (no FEC, no budget): the native interpreter, with compiled
     task loops when the evaluation is long enough to pay for the compile."""
-    from azc.backend.components import attach, component_kernels
+    from azc.backend.components import attach, component_kernels, pairs_up
     from azc.backend.jit import TaskBatch
     from azc.backend.native import Encoded, interpreter
     out: list[float] = []
@@ -116,8 +116,8 @@ def evaluate_candidate(program: Program, tasks: list[Task], memory: MemoryConfig
     for f, group in by_f.items():
         enc = Encoded.of([live])
         examples = sum(t.max_train_steps + t.num_valid for t in group)
-        attach(component_kernels(memory, f), enc, examples)
         batch = TaskBatch(group, f)  # not TaskBatch.of: its cache would keep the tasks alive
+        attach(component_kernels(memory, f), enc, examples, pairs_up(batch))
         res = interpreter(memory, f).run_batch(enc, batch, np.array([seed], dtype=np.uint64),
                                                max_abs_error)
         out.extend(res[0, :, 0].tolist())
