@@ -180,8 +180,8 @@ def test_the_search_paces_the_collector(monkeypatch) -> None:
 
 
 def test_compiled_task_loops_never_change_a_search() -> None:
-    """The large configuration's search with every evaluation's loops compiled and with
-    none: the same children, fitness and train steps."""
+    """The large configuration's search with every evaluation's loops compiled (paired
+    where the code allows) and with none: the same children, fitness and train steps."""
     from azc.backend.components import ComponentKernels
     from azc.search.config import load_config
     from azc.search.experiment import Run
@@ -200,6 +200,8 @@ def test_compiled_task_loops_never_change_a_search() -> None:
             evo.step()
         if kernels:
             assert ev.counters.kernel_evals > 20 and ev.counters.interp_evals == 0
+            fields = [field for _, _, field in ev.kernels.kernels.values()]
+            assert ev.paired and 9 in fields  # paired loops (and single ones) in use
             ev.kernels.close()
         pop = evo.population
         assert pop is not None
