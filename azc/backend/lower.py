@@ -207,6 +207,9 @@ class Body:
 class Emit:
     """Helpers for the body of one op function at feature size F."""
 
+    st = "double"  # a scalar's type, and its comparisons'
+    smask = "i1"
+
     def __init__(self, b: Body, F: int):
         self.b, self.F = b, F
         self.features = F  # the tasks' F (`PairEmit`: half the vector width)
@@ -277,18 +280,22 @@ class Emit:
                f"{self.vt} {x})")
         return r
 
+    def const(self, x: str) -> str:
+        """A scalar operand (a value or a constant) as the scalar type."""
+        return x
+
     def select_cmp(self, pred: str, x: str, y: str, if_true: str, if_false: str,
                    vector: bool) -> str:
-        t = self.vt if vector else "double"
+        t, m = (self.vt, f"<{self.F} x i1>") if vector else (self.st, self.smask)
+        cv = (lambda v: v) if vector else self.const
         c, r = self.b.t("c"), self.b.t()
-        self.b(f"{c} = fcmp {pred} {t} {x}, {y}")
-        self.b(f"{r} = select {'<' + str(self.F) + ' x i1>' if vector else 'i1'} {c}, "
-               f"{t} {if_true}, {t} {if_false}")
+        self.b(f"{c} = fcmp {pred} {t} {cv(x)}, {cv(y)}")
+        self.b(f"{r} = select {m} {c}, {t} {cv(if_true)}, {t} {cv(if_false)}")
         return r
 
     def sop(self, opcode: str, x: str, y: str) -> str:
         r = self.b.t()
-        self.b(f"{r} = {opcode} double {x}, {y}")
+        self.b(f"{r} = {opcode} {self.st} {self.const(x)}, {self.const(y)}")
         return r
 
     def scall(self, name: str, x: str) -> str:
@@ -312,12 +319,13 @@ class PairEmit(Emit):
     scalar and vector ops of `PAIRED_OPS` have paired bodies."""
 
     st = "<2 x double>"
+    smask = "<2 x i1>"
 
     def __init__(self, b: Body, F: int):
         super().__init__(b, 2 * F)
         self.features = F
-        self.pair_mask = "<" + ", ".join(f"i32 {i % 2}" for i in range(2 * F)) + ">"
-        self.pair_mask = f"<{2 * F} x i32> {self.pair_mask}"
+        self.pair_mask = (f"<{2 * F} x i32> <"
+                          + ", ".join(f"i32 {i % 2}" for i in range(2 * F)) + ">")
 
     def const(self, x: str) -> str:
         """An operand as a pair: a value as is, a constant repeated."""
@@ -355,21 +363,6 @@ class PairEmit(Emit):
             self.b(f"{nxt} = fadd {self.st} {acc}, {lane}")
             acc = nxt
         return acc
-
-    def select_cmp(self, pred: str, x: str, y: str, if_true: str, if_false: str,
-                   vector: bool) -> str:
-        if vector:
-            return super().select_cmp(pred, x, y, if_true, if_false, True)
-        c, r = self.b.t("c"), self.b.t()
-        self.b(f"{c} = fcmp {pred} {self.st} {self.const(x)}, {self.const(y)}")
-        self.b(f"{r} = select <2 x i1> {c}, {self.st} {self.const(if_true)}, "
-               f"{self.st} {self.const(if_false)}")
-        return r
-
-    def sop(self, opcode: str, x: str, y: str) -> str:
-        r = self.b.t()
-        self.b(f"{r} = {opcode} {self.st} {self.const(x)}, {self.const(y)}")
-        return r
 
     def scall(self, name: str, x: str) -> str:
         r = self.b.t()
@@ -921,6 +914,120 @@ task.body:
 LOOPS_PARAMS = "ptr %d, ptr %o, i64 %ktask, double %maxerr, i64 %recoff, ptr %prog"
 
 
+# IR shared by `task_loops` and `paired_loops` (the protocol of spec 4.3).
+
+_EPOCH_START = """  %acc = icmp eq i64 %evaltype, 4
+  %ne = mul i64 %N, %E
+  %nall.lt = icmp slt i64 %nreq, %ne
+  %nall = select i1 %nall.lt, i64 %nreq, i64 %ne
+  store i64 %nall, ptr %rem.a
+  store i64 0, ptr %step.a
+  store i64 0, ptr %epoch.a
+  br label %epoch.head
+epoch.head:
+  %rem = load i64, ptr %rem.a
+  %rem.pos = icmp sgt i64 %rem, 0
+  br i1 %rem.pos, label %epoch.body, label %task.done
+epoch.body:
+  %cnt.lt = icmp slt i64 %N, %rem
+  %count = select i1 %cnt.lt, i64 %N, i64 %rem
+  %step0 = load i64, ptr %step.a
+  %epoch = load i64, ptr %epoch.a
+  %first.epoch = icmp eq i64 %epoch, 0
+  %notfirst = xor i1 %first.epoch, true
+  store i64 0, ptr %k.a
+  br label %train.head
+train.head:
+  %k = load i64, ptr %k.a
+  %k.more = icmp slt i64 %k, %count
+  br i1 %k.more, label %train.body, label %train.done
+train.body:
+  %tt = add i64 %step0, %k"""
+
+_VALID_START = """  %nv.lt = icmp slt i64 %nvreq, %NV
+  %nv = select i1 %nv.lt, i64 %nvreq, i64 %NV
+  %vbase = mul i64 %epoch, %NV
+  br label %valid.head
+valid.head:
+  %j = load i64, ptr %j.a
+  %j.more = icmp slt i64 %j, %nv
+  br i1 %j.more, label %valid.body, label %valid.done
+valid.body:
+  %vx.off = mul i64 %j, {F}"""
+
+_EPOCH_TRAINED = """train.done:
+  %step1 = add i64 %step0, %count
+  store i64 %step1, ptr %step.a
+  %rem1 = sub i64 %rem, %N
+  store i64 %rem1, ptr %rem.a
+  store i64 0, ptr %j.a"""
+
+
+def _lanes_of(t: str) -> int:
+    """1 for double, n for <n x double>."""
+    return 1 if t == "double" else int(t[1:t.index(" ")])
+
+
+def _k(t: str, x: str) -> str:
+    """The constant x (IR text) as type t (double or <n x double>)."""
+    n = _lanes_of(t)
+    return x if n == 1 else "<" + ", ".join([f"double {x}"] * n) + ">"
+
+
+def _libm_call(t: str, fn: str, x: str, out: str) -> str:
+    """`out = fn(x)` of a C library function, lane by lane for a vector type t."""
+    n = _lanes_of(t)
+    if n == 1:
+        return f"  {out} = call double @{fn}(double {x})"
+    lines, acc = [], "poison"
+    for i in range(n):
+        lines += [f"  {out}.x{i} = extractelement {t} {x}, i64 {i}",
+                  f"  {out}.r{i} = call double @{fn}(double {out}.x{i})"]
+        nxt = out if i == n - 1 else f"{out}.i{i}"
+        lines.append(f"  {nxt} = insertelement {t} {acc}, double {out}.r{i}, i64 {i}")
+        acc = nxt
+    return "\n".join(lines)
+
+
+def _sigmoid(t: str, x: str, out: str) -> str:
+    """`out` = 1 / (1 + exp(-x)) (type t), as the protocol computes it."""
+    return f"""  {out}.neg = fneg {t} {x}
+{_libm_call(t, "exp", f"{out}.neg", f"{out}.exp")}
+  {out}.den = fadd {t} {_k(t, "1.0")}, {out}.exp
+  {out} = fdiv {t} {_k(t, "1.0")}, {out}.den"""
+
+
+def _fitness(t: str) -> str:
+    """`%fitd` (type t) from the validation loss `%lossf` and the validation size `%nvf`:
+    1 - loss/NV on accuracy tasks (`%acc`), else 1 - (2/pi) atan(RMSE), 0 if RMSE is
+    not finite."""
+    m = "i1" if t == "double" else f"<{_lanes_of(t)} x i1>"
+    v = "f64" if t == "double" else f"v{_lanes_of(t)}f64"
+    inf = _k(t, "0x7FF0000000000000")
+    return f"""  %lossm = fdiv {t} %lossf, %nvf
+  %fa = fsub {t} {_k(t, "1.0")}, %lossm
+  %rmse = call {t} @llvm.sqrt.{v}({t} %lossm)
+  %rabs = call {t} @llvm.fabs.{v}({t} %rmse)
+  %rfin = fcmp one {t} %rabs, {inf}
+{_libm_call(t, "atan", "%rmse", "%at")}
+  %atm = fmul {t} {_k(t, f64(-0.63661977236758138243))}, %at
+  %fr = fadd {t} {_k(t, "1.0")}, %atm
+  %frf = select {m} %rfin, {t} %fr, {t} {_k(t, "0.0")}
+  %fitd = select i1 %acc, {t} %fa, {t} %frf"""
+
+
+def _accuracy_error(t: str) -> str:
+    """`%ea`, a validation error on an accuracy task (0 right, 1 wrong, inf when the
+    probability is outside [0, 1]: `%pout`), and `%lossa` = `%loss0` + `%ea`, from the
+    label `%vyv` and the decision `%ppos` (sigmoid(s1) > 0.5)."""
+    m = "i1" if t == "double" else f"<{_lanes_of(t)} x i1>"
+    return f"""  %lpos = fcmp ogt {t} %vyv, {_k(t, "0.5")}
+  %right = icmp eq {m} %lpos, %ppos
+  %e01 = select {m} %right, {t} {_k(t, "0.0")}, {t} {_k(t, "1.0")}
+  %ea = select {m} %pout, {t} {_k(t, "0x7FF0000000000000")}, {t} %e01
+  %lossa = fadd {t} %loss0, %ea"""
+
+
 def task_loops(name: str, layout: Layout, calls: dict[Component, str], uses_random: bool,
                interpreted: bool = False, local_memory: bool = False,
                linkage: str = "internal", records: bool = True,
@@ -980,7 +1087,6 @@ def task_loops(name: str, layout: Layout, calls: dict[Component, str], uses_rand
   %sgf = select i1 %s1nan, double %s1, double 0.5
   br i1 %fast, label %sig.join, label %sig.exact"""
         sig_fast_in = ", [ %sgf, %sig ]"
-    m2p = f64(-0.63661977236758138243)
     return f"""
 define {linkage} void @{name}({memory}, {LOOPS_PARAMS}) nounwind{inline} {{
 entry:
@@ -998,41 +1104,15 @@ entry:
   %j.a = alloca i64
   %loss.a = alloca double
 {_desc_loads(records)}
-  %acc = icmp eq i64 %evaltype, 4
   %v0.p = getelementptr inbounds double, ptr %mem, i64 {voff}
   %s1.p = getelementptr inbounds double, ptr %mem, i64 1
-  %ne = mul i64 %N, %E
-  %nall.lt = icmp slt i64 %nreq, %ne
-  %nall = select i1 %nall.lt, i64 %nreq, i64 %ne
-  store i64 %nall, ptr %rem.a
   store double 0.0, ptr %best.a
-  store i64 0, ptr %step.a
-  store i64 0, ptr %epoch.a
   store i64 0, ptr %steps.a
   store double 0.0, ptr %stop.a
   store i64 0, ptr %nte.a
   store i64 0, ptr %nve.a
   store i64 0, ptr %nvp.a
-  br label %epoch.head
-epoch.head:
-  %rem = load i64, ptr %rem.a
-  %rem.pos = icmp sgt i64 %rem, 0
-  br i1 %rem.pos, label %epoch.body, label %task.done
-epoch.body:
-  %cnt.lt = icmp slt i64 %N, %rem
-  %count = select i1 %cnt.lt, i64 %N, i64 %rem
-  %step0 = load i64, ptr %step.a
-  %epoch = load i64, ptr %epoch.a
-  %first.epoch = icmp eq i64 %epoch, 0
-  %notfirst = xor i1 %first.epoch, true
-  store i64 0, ptr %k.a
-  br label %train.head
-train.head:
-  %k = load i64, ptr %k.a
-  %k.more = icmp slt i64 %k, %count
-  br i1 %k.more, label %train.body, label %train.done
-train.body:
-  %tt = add i64 %step0, %k
+{_EPOCH_START}
   %ord.p = getelementptr inbounds i64, ptr %order, i64 %tt
   %ex = load i64, ptr %ord.p
   %x.off = mul i64 %ex, {F}
@@ -1058,10 +1138,7 @@ tp.done:
 sig:
 {sig_fast}
 sig.exact:
-  %neg = fneg double %s1
-  %ex1 = call double @exp(double %neg)
-  %den = fadd double 1.0, %ex1
-  %sg = fdiv double 1.0, %den
+{_sigmoid("double", "%s1", "%sg")}
   store double %sg, ptr %s1.p, align 8
   br label %sig.join
 sig.join:
@@ -1091,24 +1168,10 @@ te.done:
   %k1 = add i64 %k, 1
   store i64 %k1, ptr %k.a
   br label %train.head
-train.done:
-  %step1 = add i64 %step0, %count
-  store i64 %step1, ptr %step.a
-  %rem1 = sub i64 %rem, %N
-  store i64 %rem1, ptr %rem.a
-  store i64 0, ptr %j.a
+{_EPOCH_TRAINED}
   store double 0.0, ptr %loss.a
   store i64 0, ptr %nvp.a
-  %nv.lt = icmp slt i64 %nvreq, %NV
-  %nv = select i1 %nv.lt, i64 %nvreq, i64 %NV
-  %vbase = mul i64 %epoch, %NV
-  br label %valid.head
-valid.head:
-  %j = load i64, ptr %j.a
-  %j.more = icmp slt i64 %j, %nv
-  br i1 %j.more, label %valid.body, label %valid.done
-valid.body:
-  %vx.off = mul i64 %j, {F}
+{_VALID_START.format(F=F)}
   %vx.p = getelementptr inbounds double, ptr %vx, i64 %vx.off
   %vxv = load {vt}, ptr %vx.p, align 8
   store {vt} %vxv, ptr %v0.p, align 8
@@ -1142,10 +1205,7 @@ vacc:
   %ppos.s = fcmp ogt double %vs1, 0.0
   br i1 %vfar, label %vacc.join, label %vacc.exact
 vacc.exact:
-  %vneg = fneg double %vs1
-  %vex = call double @exp(double %vneg)
-  %vden = fadd double 1.0, %vex
-  %vp = fdiv double 1.0, %vden
+{_sigmoid("double", "%vs1", "%vp")}
   %pgt1 = fcmp ogt double %vp, 1.0
   %plt0 = fcmp olt double %vp, 0.0
   %pout.e = or i1 %pgt1, %plt0
@@ -1154,11 +1214,7 @@ vacc.exact:
 vacc.join:
   %pout = phi i1 [ false, %vacc ], [ %pout.e, %vacc.exact ]
   %ppos = phi i1 [ %ppos.s, %vacc ], [ %ppos.e, %vacc.exact ]
-  %lpos = fcmp ogt double %vyv, 0.5
-  %right = icmp eq i1 %lpos, %ppos
-  %e01 = select i1 %right, double 0.0, double 1.0
-  %ea = select i1 %pout, double 0x7FF0000000000000, double %e01
-  %lossa = fadd double %loss0, %ea
+{_accuracy_error("double")}
   br label %vchk
 vchk:
   %verr = phi double [ %ve, %vrms ], [ %ea, %vacc.join ]
@@ -1186,16 +1242,7 @@ valid.zero:
 valid.done:
   %lossf = load double, ptr %loss.a
   %nvf = sitofp i64 %NV to double
-  %lossm = fdiv double %lossf, %nvf
-  %fa = fsub double 1.0, %lossm
-  %rmse = call double @llvm.sqrt.f64(double %lossm)
-  %rabs = call double @llvm.fabs.f64(double %rmse)
-  %rfin = fcmp one double %rabs, 0x7FF0000000000000
-  %at = call double @atan(double %rmse)
-  %atm = fmul double {m2p}, %at
-  %fr = fadd double 1.0, %atm
-  %frf = select i1 %rfin, double %fr, double 0.0
-  %fitd = select i1 %acc, double %fa, double %frf
+{_fitness("double")}
   br label %valid.fit
 valid.fit:
   %fit = phi double [ 0.0, %valid.zero ], [ %fitd, %valid.done ]
@@ -1215,8 +1262,6 @@ zero.best:
   store double 0.0, ptr %best.a
   br label %task.done
 task.done:
-  %bestf = load double, ptr %best.a
-  store double %bestf, ptr %o
 {_out_stores()}
   ret void
 }}
@@ -1285,21 +1330,22 @@ def _desc_loads(records: bool = True, s: str = "") -> str:
     return "\n".join(lines)
 
 
-def _out_stores() -> str:
-    lines = []
+def _out_stores(s: str = "") -> str:
+    """Store a task's outputs (the `task_loops` state with suffix `s`) in its row `%o<s>`."""
+    lines = [f"  %bestf{s} = load double, ptr %best.a{s}", f"  store double %bestf{s}, ptr %o{s}"]
     sources = {"train_steps": "%steps.a", "num_train_err": "%nte.a",
                "num_valid_err": "%nve.a", "num_valid_pred": "%nvp.a"}
     for i, field in enumerate(OUT_FIELDS):
         if field == "fitness":
             continue
-        p = f"%o.{field}"
-        lines.append(f"  {p} = getelementptr inbounds double, ptr %o, i64 {i}")
+        p = f"%o.{field}{s}"
+        lines.append(f"  {p} = getelementptr inbounds double, ptr %o{s}, i64 {i}")
         if field == "stopped_early":
-            lines.append(f"  %{field}.v = load double, ptr %stop.a")
+            lines.append(f"  %{field}.v{s} = load double, ptr %stop.a{s}")
         else:
-            lines.append(f"  %{field}.i = load i64, ptr {sources[field]}")
-            lines.append(f"  %{field}.v = sitofp i64 %{field}.i to double")
-        lines.append(f"  store double %{field}.v, ptr {p}")
+            lines.append(f"  %{field}.i{s} = load i64, ptr {sources[field]}{s}")
+            lines.append(f"  %{field}.v{s} = sitofp i64 %{field}.i{s} to double")
+        lines.append(f"  store double %{field}.v{s}, ptr {p}")
     return "\n".join(lines)
 
 
@@ -2041,8 +2087,6 @@ def paired_loops(name: str, layout: Layout, calls: dict[Component, str],
     voff = 2 * layout.offset(Kind.VECTOR, 0)
     inter = (f"<{2 * F} x i32> <" + ", ".join(f"i32 {i // 2 + (F if i % 2 else 0)}"
                                             for i in range(2 * F)) + ">")
-    m2p = f64(-0.63661977236758138243)
-    inf2 = "<double 0x7FF0000000000000, double 0x7FF0000000000000>"
 
     def pair(x0: str, x1: str, out: str) -> str:
         return (f"  {out}.h = insertelement {st} poison, double {x0}, i64 0\n"
@@ -2102,6 +2146,8 @@ entry:
   %steps.a@ = alloca i64
   %stop.a@ = alloca double
   %nvp.a@ = alloca i64
+  %nte.a@ = alloca i64
+  %nve.a@ = alloca i64
   %alive.a@ = alloca i1
   %valid.a@ = alloca i1
   %zero.a@ = alloca i1
@@ -2109,40 +2155,17 @@ entry:
   store i64 0, ptr %steps.a@
   store double 0.0, ptr %stop.a@
   store i64 0, ptr %nvp.a@
+  store i64 0, ptr %nte.a@
+  store i64 0, ptr %nve.a@
   store i1 true, ptr %alive.a@''')}
 {_desc_loads(False, "0")}
 {_desc_loads(False, "1")}
-  %N = add i64 %N0, 0
-  %NV = add i64 %NV0, 0
-  %acc = icmp eq i64 %evaltype0, 4
+{chr(10).join(f"  %{v} = add i64 %{v}0, 0" for v in ("N", "NV", "E", "evaltype", "nreq", "nvreq"))}
   %maxerr2.h = insertelement {st} poison, double %maxerr, i64 0
   %maxerr2 = shufflevector {st} %maxerr2.h, {st} poison, <2 x i32> zeroinitializer
   %v0.p = getelementptr inbounds double, ptr %mem, i64 {voff}
   %s1.p = getelementptr inbounds double, ptr %mem, i64 2
-  %ne = mul i64 %N, %E0
-  %nall.lt = icmp slt i64 %nreq0, %ne
-  %nall = select i1 %nall.lt, i64 %nreq0, i64 %ne
-  store i64 %nall, ptr %rem.a
-  store i64 0, ptr %step.a
-  store i64 0, ptr %epoch.a
-  br label %epoch.head
-epoch.head:
-  %rem = load i64, ptr %rem.a
-  %rem.pos = icmp sgt i64 %rem, 0
-  br i1 %rem.pos, label %epoch.body, label %task.done
-epoch.body:
-  %cnt.lt = icmp slt i64 %N, %rem
-  %count = select i1 %cnt.lt, i64 %N, i64 %rem
-  %step0 = load i64, ptr %step.a
-  %epoch = load i64, ptr %epoch.a
-  store i64 0, ptr %k.a
-  br label %train.head
-train.head:
-  %k = load i64, ptr %k.a
-  %k.more = icmp slt i64 %k, %count
-  br i1 %k.more, label %train.body, label %train.done
-train.body:
-  %tt = add i64 %step0, %k
+{_EPOCH_START}
 {per_task('''  %ord.p@ = getelementptr inbounds i64, ptr %order@, i64 %tt
   %ex@ = load i64, ptr %ord.p@
   %x.off@ = mul i64 %ex@, ''' + str(F) + '''
@@ -2165,13 +2188,7 @@ train.body:
 sig:
 {sig_fast}
 sig.exact:
-  %neg = fneg {st} %s1
-{lanes("%neg")}
-  %sx.0 = call double @exp(double %neg.0)
-  %sx.1 = call double @exp(double %neg.1)
-{pair("%sx.0", "%sx.1", "%sx")}
-  %den = fadd {st} <double 1.0, double 1.0>, %sx
-  %sg = fdiv {st} <double 1.0, double 1.0>, %den
+{_sigmoid(st, "%s1", "%sg")}
   store {st} %sg, ptr %s1.p, align 8
   br label %sig.join
 sig.join:
@@ -2208,12 +2225,7 @@ train.learn:
   %k1 = add i64 %k, 1
   store i64 %k1, ptr %k.a
   br label %train.head
-train.done:
-  %step1 = add i64 %step0, %count
-  store i64 %step1, ptr %step.a
-  %rem1 = sub i64 %rem, %N
-  store i64 %rem1, ptr %rem.a
-  store i64 0, ptr %j.a
+{_EPOCH_TRAINED}
   store {st} zeroinitializer, ptr %loss.a
 {per_task('''  %alive.d@ = load i1, ptr %alive.a@
   store i1 %alive.d@, ptr %valid.a@
@@ -2221,16 +2233,8 @@ train.done:
   %nvp.o@ = load i64, ptr %nvp.a@
   %nvp.z@ = select i1 %alive.d@, i64 0, i64 %nvp.o@
   store i64 %nvp.z@, ptr %nvp.a@''')}
-  %nv.lt = icmp slt i64 %nvreq0, %NV
-  %nv = select i1 %nv.lt, i64 %nvreq0, i64 %NV
-  br label %valid.head
-valid.head:
-  %j = load i64, ptr %j.a
-  %j.more = icmp slt i64 %j, %nv
-  br i1 %j.more, label %valid.body, label %valid.done
-valid.body:
+{_VALID_START.format(F=F)}
   %j1 = add i64 %j, 1
-  %vx.off = mul i64 %j, {F}
 {per_task('''  %vx.p@ = getelementptr inbounds double, ptr %vx@, i64 %vx.off
   %vxr@ = load ''' + vt + ''', ptr %vx.p@, align 8
   %vy.p@ = getelementptr inbounds double, ptr %vy@, i64 %j
@@ -2261,13 +2265,7 @@ vacc:
   %bothfar = and i1 %vfar.0, %vfar.1
   br i1 %bothfar, label %vacc.join, label %vacc.exact
 vacc.exact:
-  %vneg = fneg {st} %vs1
-{lanes("%vneg")}
-  %vex.0 = call double @exp(double %vneg.0)
-  %vex.1 = call double @exp(double %vneg.1)
-{pair("%vex.0", "%vex.1", "%vex")}
-  %vden = fadd {st} <double 1.0, double 1.0>, %vex
-  %vp = fdiv {st} <double 1.0, double 1.0>, %vden
+{_sigmoid(st, "%vs1", "%vp")}
   %pgt1 = fcmp ogt {st} %vp, <double 1.0, double 1.0>
   %plt0 = fcmp olt {st} %vp, zeroinitializer
   %pout.x = or <2 x i1> %pgt1, %plt0
@@ -2278,11 +2276,7 @@ vacc.exact:
 vacc.join:
   %pout = phi <2 x i1> [ zeroinitializer, %vacc ], [ %pout.e, %vacc.exact ]
   %ppos = phi <2 x i1> [ %ppos.s, %vacc ], [ %ppos.e, %vacc.exact ]
-  %lpos = fcmp ogt {st} %vyv, <double 0.5, double 0.5>
-  %right = icmp eq <2 x i1> %lpos, %ppos
-  %e01 = select <2 x i1> %right, {st} zeroinitializer, {st} <double 1.0, double 1.0>
-  %ea = select <2 x i1> %pout, {st} {inf2}, {st} %e01
-  %lossa = fadd {st} %loss0, %ea
+{_accuracy_error(st)}
   br label %vchk
 vchk:
   %verr = phi {st} [ %ve, %vrms ], [ %ea, %vacc.join ]
@@ -2302,22 +2296,10 @@ vchk:
   store i64 %j1, ptr %j.a
   br i1 %anyvalid, label %valid.head, label %valid.done
 valid.done:
-  %nvf = sitofp i64 %NV to double
-{pair("%nvf", "%nvf", "%nvf2")}
+  %nvf1 = sitofp i64 %NV to double
+{pair("%nvf1", "%nvf1", "%nvf")}
   %lossf = load {st}, ptr %loss.a
-  %lossm = fdiv {st} %lossf, %nvf2
-  %fa = fsub {st} <double 1.0, double 1.0>, %lossm
-  %rmse = call {st} @llvm.sqrt.v2f64({st} %lossm)
-  %rabs = call {st} @llvm.fabs.v2f64({st} %rmse)
-  %rfin = fcmp one {st} %rabs, {inf2}
-{lanes("%rmse")}
-  %at.0 = call double @atan(double %rmse.0)
-  %at.1 = call double @atan(double %rmse.1)
-{pair("%at.0", "%at.1", "%at")}
-  %atm = fmul {st} <double {m2p}, double {m2p}>, %at
-  %fr = fadd {st} <double 1.0, double 1.0>, %atm
-  %frf = select <2 x i1> %rfin, {st} %fr, {st} zeroinitializer
-  %fitd = select i1 %acc, {st} %fa, {st} %frf
+{_fitness(st)}
 {lanes("%fitd")}
 {per_task('''  %zero@ = load i1, ptr %zero.a@
   %fit@ = select i1 %zero@, double 0.0, double %fitd.@
@@ -2331,30 +2313,11 @@ valid.done:
   store i64 %epoch1, ptr %epoch.a
   br label %epoch.head
 task.done:
-{per_task(_paired_out_stores())}
+{_out_stores("0")}
+{_out_stores("1")}
   ret void
 }}
 """
-
-
-def _paired_out_stores() -> str:
-    """A task's outputs in `paired_loops` (task number: "@"): no records."""
-    lines = ["  %bestf@ = load double, ptr %best.a@", "  store double %bestf@, ptr %o@"]
-    for i, field in enumerate(OUT_FIELDS):
-        if field == "fitness":
-            continue
-        p = f"%o.{field}@"
-        lines.append(f"  {p} = getelementptr inbounds double, ptr %o@, i64 {i}")
-        if field == "stopped_early":
-            lines.append(f"  %{field}.v@ = load double, ptr %stop.a@")
-        elif field in ("train_steps", "num_valid_pred"):
-            src = "%steps.a@" if field == "train_steps" else "%nvp.a@"
-            lines.append(f"  %{field}.i@ = load i64, ptr {src}")
-            lines.append(f"  %{field}.v@ = sitofp i64 %{field}.i@ to double")
-        else:
-            lines.append(f"  %{field}.v@ = fadd double 0.0, 0.0")
-        lines.append(f"  store double %{field}.v@, ptr {p}")
-    return "\n".join(lines)
 
 
 def paired_kernel_module(predict: Sequence[Instr], learn: Sequence[Instr], layout: Layout,
