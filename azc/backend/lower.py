@@ -809,9 +809,13 @@ def driver(name: str, layout: Layout, setup: str, loops: str, uses_random: bool,
     function.  With `interpreted`, the driver also takes the encoded program
     (`ptr %prog`) and a byte offset added to every record pointer
     (`i64 %recoff`); `{k}` is then the execution id (the interpreter derives
-    random keys only when a random op runs), and a program whose descriptor
+    random keys only when a random op runs; the Setup template also has a
+    `{ktask}` placeholder, the task's key), and a program whose descriptor
     holds a compiled loops function (field 8, see `loop_kernel_module`) runs
-    that instead of the interpreted one on tasks that record nothing.
+    that instead of the interpreted one on tasks that record nothing; one that
+    holds paired loops (field 9, `paired_kernel_module`) runs each two tasks in
+    a row of the same shape that record nothing together, each set up in its
+    own memory (other tasks: field 8's loops if any, else interpreted).
     """
     size = max(layout.size, 1)
     keyed = uses_random or interpreted
