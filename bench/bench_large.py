@@ -28,6 +28,8 @@ def rate(individuals: int, seed: int, kernels: bool) -> tuple[float, int, dict]:
         "memo": c.settled_memo / c.individuals, "evaluated": c.evaluated / c.individuals,
         "kernel evals": c.kernel_evals, "interp evals": c.interp_evals,
         "compiled": ck.compiled if ck is not None and kernels else 0,
+        "paired": sum(1 for _, _, field in ck.kernels.values() if field == 9)
+        if ck is not None and kernels else 0,
         "compile seconds": ck.compiler.compile_seconds if ck is not None and kernels else 0.0,
         # evaluations of Predict/Learn code met once in the run: no kernel can pay for those
         "once": sum(1 for k, n in ck.uses.items() if n == 1 and k not in ck.kernels)
@@ -50,7 +52,8 @@ def main() -> None:
             print(f"{label:<26} {r:8.1f} individuals/s  ({n:,} in {info['seconds']:.1f} s; "
                   f"memo {info['memo']:.0%}, evaluated {info['evaluated']:.0%}, "
                   f"kernel/interp evaluations {info['kernel evals']}/{info['interp evals']}, "
-                  f"{info['compiled']} kernels compiled in {info['compile seconds']:.1f} s)",
+                  f"{info['compiled']} kernels compiled in {info['compile seconds']:.1f} s, "
+                  f"{info['paired']} of them paired)",
                   flush=True)
             if kernels:
                 print(f"{'':<26} {info['once']:,} of the interpreted evaluations are of "
