@@ -402,6 +402,36 @@ def test_nonlinear_space_finds_the_missing_weight_initializations() -> None:
     assert result.search_fitness > 0.99
 
 
+def test_islands_reuse_their_processes_across_experiments(monkeypatch) -> None:
+    """The next search experiment starts its islands in the last one's worker processes:
+    the same run as with fresh processes for every experiment."""
+    from azc.search import experiment
+    cfg = _tiny(migrate_every=2, max_train_steps=300_000, max_experiments=3,
+                sufficient_fitness=2.0)
+    starts: list[int] = []
+    from azc.search import islands
+    real_start = islands.Archipelago.start
+
+    def counted(self, *args, **kwargs):
+        starts.append(id(self))
+        return real_start(self, *args, **kwargs)
+    monkeypatch.setattr(islands.Archipelago, "start", counted)
+    reused = experiment.evolve(cfg, seed=5, quiet=True, workers=2)
+    assert reused.experiments == 3 and len(starts) == 3 and len(set(starts)) == 1
+
+    real_end = experiment._end_experiment
+
+    def fresh(run, reporter) -> None:  # close the processes after every experiment
+        if run.idle_arch is not None:
+            run.idle_arch.close()
+            run.idle_arch = None
+        real_end(run, reporter)
+    monkeypatch.setattr(experiment, "_end_experiment", fresh)
+    again = experiment.evolve(cfg, seed=5, quiet=True, workers=2)
+    assert (again.program, again.individuals, again.train_steps, again.final_fitness) == (
+        reused.program, reused.individuals, reused.train_steps, reused.final_fitness)
+
+
 def test_islands_are_deterministic_and_resume_exactly(tmp_path) -> None:
     """Two workers (islands with migration): same seed, same run; and a resumed run
     reaches the same result."""

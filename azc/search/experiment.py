@@ -150,6 +150,7 @@ class Run:
         self.workers = 1
         self.migrate_every = 10                   # generations between migrations
         self.arch: Any = None                     # the islands (Archipelago) of the search
+        self.idle_arch: Any = None                # between searches: the processes, reused
         self.island_seeds: list[int] | None = None
         self.island_states: list[dict] | None = None
         self.base_individuals = 0                 # individuals of finished searches
@@ -161,13 +162,14 @@ class Run:
         state = dict(self.__dict__)
         state["evaluator"] = None if self.evaluator is None else self.evaluator.state()
         state["evo"] = None if self.evo is None else self.evo.state()
-        state["arch"] = None
+        state["arch"] = state["idle_arch"] = None
         if self.arch is not None:
             state["island_states"] = self.arch.states()
         return state
 
     def __setstate__(self, state: dict) -> None:
         evaluator_state, evo_state = state.pop("evaluator"), state.pop("evo")
+        state.setdefault("idle_arch", None)  # checkpoints of azc before it
         self.__dict__.update(state)
         self.evaluator = self.evo = None
         if evo_state is not None:
@@ -402,9 +404,10 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
             run._select(*combined_best(run.arch.advance(0)))
             reporter.report(run.history[-1])
     finally:
-        if run.arch is not None:
-            run.arch.close()
-            run.arch = None
+        for arch in (run.arch, run.idle_arch):
+            if arch is not None:
+                arch.close()
+        run.arch = run.idle_arch = None
     if out is not None and not interrupted and (out / CHECKPOINT).exists():
         (out / CHECKPOINT).unlink()
     result = _final(run, out, reporter)
@@ -511,7 +514,13 @@ def _island_loop(run: Run, reporter: _Reporter, out: Path | None,
                 run.search_specs = specs
                 run.island_seeds = [run.rnd.seed64() for _ in range(run.workers)]
             assert run.island_seeds is not None and run.search_specs is not None
-            run.arch = Archipelago(cfg, run.island_seeds, run.search_specs, run.island_states)
+            if run.idle_arch is not None and run.island_states is None:
+                # the worker processes of the last search, already up: start new islands
+                run.arch, run.idle_arch = run.idle_arch, None
+                run.arch.start(cfg, run.island_seeds, run.search_specs)
+            else:
+                run.arch = Archipelago(cfg, run.island_seeds, run.search_specs,
+                                       run.island_states)
             run.island_states = None
         reports = run.arch.advance(run.migrate_every)
         run.individuals = run.base_individuals + sum(r.individuals for r in reports)
@@ -531,8 +540,7 @@ def _island_loop(run: Run, reporter: _Reporter, out: Path | None,
         if used >= cfg.max_train_steps - init or run.stopped:
             run._select(*combined_best(reports))
             run.base_individuals, run.base_steps = run.individuals, run.train_steps
-            run.arch.close()
-            run.arch = None
+            run.arch, run.idle_arch = None, run.arch  # its processes serve the next search
             _end_experiment(run, reporter)
         else:
             run.arch.migrate(reports, run.rnd)

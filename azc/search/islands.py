@@ -155,15 +155,21 @@ class Archipelago:
                 proc.start()
                 self.conns.append(parent)
                 self.procs.append(proc)
-            for i, conn in enumerate(self.conns, start=1):
-                conn.send(("start", (config, seeds[i], search_specs,
-                                     states[i] if states else None)))
-            self.local = Island(config, seeds[0], search_specs, states[0] if states else None)
-            for conn in self.conns:
-                self._reply(conn)
+            self.start(config, seeds, search_specs, states)
         except BaseException:
             self.close()
             raise
+
+    def start(self, config, seeds: list[int], search_specs: list,
+              states: list[dict] | None = None) -> None:
+        """Start (or restart, for the next search experiment, in the same processes) the
+        islands: island i from seeds[i], or from states[i] when resuming."""
+        for i, conn in enumerate(self.conns, start=1):
+            conn.send(("start", (config, seeds[i], search_specs,
+                                 states[i] if states else None)))
+        self.local = Island(config, seeds[0], search_specs, states[0] if states else None)
+        for conn in self.conns:
+            self._reply(conn)
 
     def _reply(self, conn):
         try:
