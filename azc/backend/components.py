@@ -192,9 +192,7 @@ def component_kernels(memory: MemoryConfig, features: int) -> ComponentKernels:
 def pairs_up(tasks) -> bool:
     """Whether a `TaskBatch`'s tasks pair up: an even number, tasks 2i and 2i+1 of the
     same shape (the native interpreter runs such pairs in paired loops)."""
-    cols = [lower.TASK_FIELDS.index(f) for f in ("num_train", "num_valid", "epochs",
-                                                  "eval_type", "num_train_req",
-                                                  "num_valid_req")]
+    cols = [lower.TASK_FIELDS.index(f) for f in lower.PAIR_SHAPE]
     shape = tasks.desc[:, cols]
     return len(shape) % 2 == 0 and bool((shape[0::2] == shape[1::2]).all())
 

@@ -42,6 +42,9 @@ TASK_FIELDS = ("train_x", "train_y", "valid_x", "valid_y", "order", "num_train",
                "epochs", "eval_type", "index", "num_train_req", "num_valid_req",
                "rec_train_pred", "rec_valid_pred", "rec_train_err", "rec_valid_err")
 DESC_WIDTH = len(TASK_FIELDS)
+# Fields two tasks must share to run together in paired loops (`paired_loops`).
+PAIR_SHAPE = ("num_train", "num_valid", "epochs", "eval_type", "num_train_req",
+              "num_valid_req")
 # Per-task outputs: one row of float64 per task.
 OUT_FIELDS = ("fitness", "train_steps", "stopped_early", "num_train_err", "num_valid_err",
               "num_valid_pred")
@@ -299,8 +302,10 @@ class Emit:
         return r
 
     def scall(self, name: str, x: str) -> str:
+        """A call of a C library function or a scalar LLVM intrinsic (`name`), per task."""
         r = self.b.t()
-        self.b(f"{r} = call double @{name}(double {x})")
+        for line in _libm_call(self.st, name, x, r).splitlines():
+            self.b(line.strip())
         return r
 
     def temp(self, n: int) -> str:
@@ -365,20 +370,11 @@ class PairEmit(Emit):
         return acc
 
     def scall(self, name: str, x: str) -> str:
-        r = self.b.t()
-        if name.startswith("llvm."):  # sqrt, fabs: exact elementwise
-            base = name[len("llvm."):-len(".f64")]
-            self.b(f"{r} = call {self.st} @llvm.{base}.v2f64({self.st} {x})")
-            return r
-        lanes = []
-        for i in range(2):  # the C library, once per task
-            e, y = self.b.t(), self.b.t()
-            self.b(f"{e} = extractelement {self.st} {x}, i64 {i}")
-            self.b(f"{y} = call double @{name}(double {e})")
-            lanes.append(y)
-        r0 = self.b.t()
-        self.b(f"{r0} = insertelement {self.st} poison, double {lanes[0]}, i64 0")
-        self.b(f"{r} = insertelement {self.st} {r0}, double {lanes[1]}, i64 1")
+        if not name.startswith("llvm."):  # the C library: `Emit.scall`, once per task
+            return super().scall(name, x)
+        r = self.b.t()  # sqrt, fabs: exact elementwise
+        base = name[len("llvm."):-len(".f64")]
+        self.b(f"{r} = call {self.st} @llvm.{base}.v2f64({self.st} {x})")
         return r
 
 
@@ -832,14 +828,12 @@ def driver(name: str, layout: Layout, setup: str, loops: str, uses_random: bool,
             f"i64 {recoff}, ptr {prog}")
     run = f"  call void @{loops}({args})\n  br label %task.next\ntask.next:"
     pair = ""
+    index = TASK_FIELDS.index("index")
     if interpreted:
         # compiled loops never record: tasks that record run the interpreted loops.
         # Two tasks in a row of the same shape run together in paired loops (field 9),
         # each set up in its own memory; other tasks run the compiled loops (field 8)
-        index = TASK_FIELDS.index("index")
-        shape = [i for i, f in enumerate(TASK_FIELDS)
-                 if f in ("num_train", "num_valid", "epochs", "eval_type", "num_train_req",
-                          "num_valid_req")]
+        shape = [TASK_FIELDS.index(f) for f in PAIR_SHAPE]
         same = "\n".join(f"  %sh{i}.p = getelementptr inbounds i64, ptr %d, i64 {i}\n"
                          f"  %sh{i} = load i64, ptr %sh{i}.p\n"
                          f"  %sh{i}.q = getelementptr inbounds i64, ptr %d.n, i64 {i}\n"
@@ -885,7 +879,6 @@ task.compiled:
 task.interp:
 {run}"""
         pair = ", [ %t.2, %task.pair ]"
-    index = TASK_FIELDS.index("index")
     return f"""
 define {linkage}void @{name}({params}) nounwind {{
 entry:
