@@ -913,6 +913,18 @@ LOOPS_PARAMS = "ptr %d, ptr %o, i64 %ktask, double %maxerr, i64 %recoff, ptr %pr
 
 # IR shared by `task_loops` and `paired_loops` (the protocol of spec 4.3).
 
+
+def _counted_loop(name: str, i: str, bound: str) -> str:
+    """The head of a loop over `%<i>` (kept in `%<i>.a`) below `%<bound>`: blocks
+    <name>.head and <name>.body; it leaves for <name>.done."""
+    return f"""  br label %{name}.head
+{name}.head:
+  %{i} = load i64, ptr %{i}.a
+  %{i}.more = icmp slt i64 %{i}, %{bound}
+  br i1 %{i}.more, label %{name}.body, label %{name}.done
+{name}.body:"""
+
+
 _EPOCH_START = """  %acc = icmp eq i64 %evaltype, 4
   %ne = mul i64 %N, %E
   %nall.lt = icmp slt i64 %nreq, %ne
@@ -933,23 +945,13 @@ epoch.body:
   %first.epoch = icmp eq i64 %epoch, 0
   %notfirst = xor i1 %first.epoch, true
   store i64 0, ptr %k.a
-  br label %train.head
-train.head:
-  %k = load i64, ptr %k.a
-  %k.more = icmp slt i64 %k, %count
-  br i1 %k.more, label %train.body, label %train.done
-train.body:
+""" + _counted_loop("train", "k", "count") + """
   %tt = add i64 %step0, %k"""
 
 _VALID_START = """  %nv.lt = icmp slt i64 %nvreq, %NV
   %nv = select i1 %nv.lt, i64 %nvreq, i64 %NV
   %vbase = mul i64 %epoch, %NV
-  br label %valid.head
-valid.head:
-  %j = load i64, ptr %j.a
-  %j.more = icmp slt i64 %j, %nv
-  br i1 %j.more, label %valid.body, label %valid.done
-valid.body:
+""" + _counted_loop("valid", "j", "nv") + """
   %vx.off = mul i64 %j, {F}"""
 
 _EPOCH_TRAINED = """train.done:
@@ -2095,6 +2097,15 @@ def paired_loops(name: str, layout: Layout, calls: dict[Component, str],
     def per_task(text: str) -> str:
         return "\n".join(text.replace("@", str(t)) for t in (0, 1))
 
+    def predict(x: str, s1: str) -> str:
+        """Both tasks' features `<x>0`, `<x>1` interleaved into `x`, in v0, s0 = 0, Predict:
+        `s1` the pair of predictions."""
+        return (f"  {x} = shufflevector {vt} {x}0, {vt} {x}1, {inter}\n"
+                f"  store {vt2} {x}, ptr %v0.p, align 8\n"
+                f"  store {st} zeroinitializer, ptr %mem, align 8\n"
+                f"  {calls[Component.PREDICT].format(mem='%mem', k='0')}\n"
+                f"  {s1} = load {st}, ptr %s1.p, align 8")
+
     # interleave the two memories: scalars pairwise, each vector whole
     init = []
     for a in range(layout.scalars):
@@ -2175,12 +2186,8 @@ entry:
   %inc@ = zext i1 %alive@ to i64
   %sd1@ = add i64 %sd@, %inc@
   store i64 %sd1@, ptr %steps.a@''')}
-  %x = shufflevector {vt} %x0, {vt} %x1, {inter}
 {pair("%y0", "%y1", "%y")}
-  store {vt2} %x, ptr %v0.p, align 8
-  store {st} zeroinitializer, ptr %mem, align 8
-  {calls[Component.PREDICT].format(mem="%mem", k="0")}
-  %s1 = load {st}, ptr %s1.p, align 8
+{predict("%x", "%s1")}
   br i1 %acc, label %sig, label %sig.done
 sig:
 {sig_fast}
@@ -2233,19 +2240,15 @@ train.learn:
 {_VALID_START.format(F=F)}
   %j1 = add i64 %j, 1
 {per_task('''  %vx.p@ = getelementptr inbounds double, ptr %vx@, i64 %vx.off
-  %vxr@ = load ''' + vt + ''', ptr %vx.p@, align 8
+  %vxv@ = load ''' + vt + ''', ptr %vx.p@, align 8
   %vy.p@ = getelementptr inbounds double, ptr %vy@, i64 %j
   %vyr@ = load double, ptr %vy.p@
   %valid@ = load i1, ptr %valid.a@
   %nvp.v@ = load i64, ptr %nvp.a@
   %nvp.w@ = select i1 %valid@, i64 %j1, i64 %nvp.v@
   store i64 %nvp.w@, ptr %nvp.a@''')}
-  %vxv = shufflevector {vt} %vxr0, {vt} %vxr1, {inter}
 {pair("%vyr0", "%vyr1", "%vyv")}
-  store {vt2} %vxv, ptr %v0.p, align 8
-  store {st} zeroinitializer, ptr %mem, align 8
-  {calls[Component.PREDICT].format(mem="%mem", k="0")}
-  %vs1 = load {st}, ptr %s1.p, align 8
+{predict("%vxv", "%vs1")}
   %loss0 = load {st}, ptr %loss.a
   br i1 %acc, label %vacc, label %vrms
 vrms:
