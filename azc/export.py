@@ -50,8 +50,8 @@ import numpy as np
 
 from azc._runtime import predictor as rt
 from azc.backend import model as native
+from azc.backend.contracts import Layout
 from azc.backend.jit import Target, _lock, optimize_module, parse_ir
-from azc.backend.lower import Layout
 from azc.errors import ExportError
 from azc.frontend import parse, parse_file
 from azc.interp import DEFAULT_MAX_ABS_ERROR

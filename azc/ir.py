@@ -62,10 +62,23 @@ class Component(IntEnum):
 COMPONENTS = (Component.SETUP, Component.PREDICT, Component.LEARN)
 
 
-_RECORD = RECORD = struct.Struct("<hhhhddd")
+class RecordField(IntEnum):
+    """Byte offsets of the fields of an encoded instruction (an `Instr`, `RECORD`)."""
+
+    OP = 0     # int16 op id
+    OUT = 2    # int16 output address
+    IN1 = 4    # int16 first input (a random op: its slot + 1, 0 for its position)
+    IN2 = 6    # int16 second input
+    C0 = 8     # float64 constants
+    C1 = 16
+    C2 = 24
+
+
+_RECORD = RECORD = struct.Struct("<hhhhddd")  # the fields of RecordField, in order
 _F64 = struct.Struct("<d")
 _RANDOM_IDS = frozenset(o.id for o in OPS if o.random)
 RECORD_SIZE = _RECORD.size  # 32 bytes
+assert RecordField.C2 + 8 == RECORD_SIZE
 
 
 class Instr(bytes):

@@ -95,6 +95,8 @@ class Op:
     doc: str                       # one-line meaning
     axis: int | None = None        # the axis= keyword of the canonical text
     swappable: bool = False        # also accepted with operands swapped (ops 18, 29)
+    paired: bool = False           # has a body on two tasks' interleaved memory (PairEmit)
+    libm: str | None = None        # the C-library function it is (scalar transcendental ops)
 
     @property
     def arity(self) -> int:
@@ -110,6 +112,30 @@ class Op:
     def partial_write(self) -> bool:
         """Writes one element and keeps the rest of its output (ops 57, 58)."""
         return Const.INDEX in self.consts
+
+    @property
+    def touches_matrices(self) -> bool:
+        """Reads or writes a matrix."""
+        return Kind.MATRIX in self.ins or self.out is Kind.MATRIX
+
+    def draws(self, F: int) -> int:
+        """Number of values a random op draws at feature size F (one per output element)."""
+        assert self.random and self.out is not None
+        return F ** int(self.out)
+
+    def interp_ns(self, F: int) -> float:
+        """Estimated time of one run of the op by the native interpreter at feature size F,
+        in nanoseconds (the mixed tier's cost model; calibrated on this machine kind)."""
+        if self.out is None:
+            return 1.0
+        size = {Kind.SCALAR: 1, Kind.VECTOR: F, Kind.MATRIX: F * F}
+        if self.random:
+            return 4.0 + 25.0 * size[self.out]
+        if self.func == "matmul":
+            return 4.0 + 0.13 * F ** 3
+        if self.libm is not None:
+            return 18.0
+        return 3.0 + 0.15 * max([size[self.out], *(size[k] for k in self.ins)])
 
     @property
     def enum_name(self) -> str:
@@ -268,8 +294,11 @@ _F64, _F32, _IDX = (Const.F64,), (Const.F32, Const.F32), Const.INDEX
 
 def _op(id_: int, name: str, ins: tuple[Kind, ...], out: Kind | None, template: str, func: str,
         ref: Ref, cost: int, doc: str, consts: tuple[Const, ...] = (), random: bool = False,
-        axis: int | None = None, swappable: bool = False) -> Op:
-    return Op(id_, name, ins, out, template, func, consts, random, cost, ref, doc, axis, swappable)
+        axis: int | None = None, swappable: bool = False, libm: str | None = None) -> Op:
+    # Scalar and vector ops that draw nothing have paired bodies (two tasks at once)
+    paired = out is not None and not random and Kind.MATRIX not in (*ins, out)
+    return Op(id_, name, ins, out, template, func, consts, random, cost, ref, doc, axis, swappable,
+              paired, libm)
 
 
 OPS: tuple[Op, ...] = (
@@ -289,21 +318,25 @@ OPS: tuple[Op, ...] = (
     _op(6, "SCALAR_RECIPROCAL", (S,), S, "{c} = 1 / {a}", "1/",
         lambda a, b, k, F, r: ONE / a, 4212086, "sc = 1 / sa"),
     _op(7, "SCALAR_SIN", (S,), S, "{c} = sin({a})", "sin",
-        lambda a, b, k, F, r: _sin(a), 7538523, "sc = sin(sa)"),
+        lambda a, b, k, F, r: _sin(a), 7538523, "sc = sin(sa)", libm="sin"),
     _op(8, "SCALAR_COS", (S,), S, "{c} = cos({a})", "cos",
-        lambda a, b, k, F, r: _cos(a), 7452807, "sc = cos(sa)"),
+        lambda a, b, k, F, r: _cos(a), 7452807, "sc = cos(sa)", libm="cos"),
     _op(9, "SCALAR_TAN", (S,), S, "{c} = tan({a})", "tan",
-        lambda a, b, k, F, r: _tan(a), 7583203, "sc = tan(sa)"),
+        lambda a, b, k, F, r: _tan(a), 7583203, "sc = tan(sa)", libm="tan"),
     _op(10, "SCALAR_ARCSIN", (S,), S, "{c} = arcsin({a})", "arcsin",
-        lambda a, b, k, F, r: _asin(a), 9145616, "sc = asin(sa) (NaN outside [-1, 1])"),
+        lambda a, b, k, F, r: _asin(a), 9145616, "sc = asin(sa) (NaN outside [-1, 1])",
+        libm="asin"),
     _op(11, "SCALAR_ARCCOS", (S,), S, "{c} = arccos({a})", "arccos",
-        lambda a, b, k, F, r: _acos(a), 7673039, "sc = acos(sa) (NaN outside [-1, 1])"),
+        lambda a, b, k, F, r: _acos(a), 7673039, "sc = acos(sa) (NaN outside [-1, 1])",
+        libm="acos"),
     _op(12, "SCALAR_ARCTAN", (S,), S, "{c} = arctan({a})", "arctan",
-        lambda a, b, k, F, r: _atan(a), 9273978, "sc = atan(sa)"),
+        lambda a, b, k, F, r: _atan(a), 9273978, "sc = atan(sa)", libm="atan"),
     _op(13, "SCALAR_EXP", (S,), S, "{c} = exp({a})", "exp",
-        lambda a, b, k, F, r: _exp(a), 11755929, "sc = e^sa (overflows to +inf)"),
+        lambda a, b, k, F, r: _exp(a), 11755929, "sc = e^sa (overflows to +inf)",
+        libm="exp"),
     _op(14, "SCALAR_LOG", (S,), S, "{c} = log({a})", "log",
-        lambda a, b, k, F, r: _log(a), 11627725, "sc = ln(sa) (log 0 = -inf, log(<0) = NaN)"),
+        lambda a, b, k, F, r: _log(a), 11627725, "sc = ln(sa) (log 0 = -inf, log(<0) = NaN)",
+        libm="log"),
     _op(15, "SCALAR_HEAVYSIDE", (S,), S, "{c} = heaviside({a})", "heaviside",
         lambda a, b, k, F, r: _heaviside_ge(a), 4057075, "sc = 1 if sa >= 0 else 0 (NaN -> 0)"),
     _op(16, "VECTOR_HEAVYSIDE", (V,), V, "{c} = heaviside({a})", "heaviside",
@@ -421,6 +454,7 @@ OPS: tuple[Op, ...] = (
 NUM_OPS = len(OPS)
 BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
 RANDOM_OPS: frozenset[int] = frozenset(op.id for op in OPS if op.random)
+PAIRED_OPS: frozenset[int] = frozenset(op.id for op in OPS if op.paired)
 
 # Ids a test pins down: never renumber an op.
 assert [op.id for op in OPS] == list(range(65))

@@ -215,7 +215,7 @@ def pass_programs(draw: st.DrawFn, max_features: int = 8, max_size: int = 8,
     code, values carried from one component run to the next) come up often.
     Feature sizes come from `features` (default 1..max_features).  With
     `paired`, three programs in four keep only the Predict and Learn
-    instructions that have paired bodies (`lower.PAIRED_OPS`).
+    instructions that have paired bodies (`azc.ops.PAIRED_OPS`).
     """
     fs = features if features is not None else st.integers(1, max_features)
     small = st.builds(MemoryConfig, st.integers(2, 4), st.integers(1, 3), st.integers(0, 2), fs)
@@ -224,7 +224,7 @@ def pass_programs(draw: st.DrawFn, max_features: int = 8, max_size: int = 8,
     if draw(st.booleans()):
         program = draw(wired(program))
     if paired and draw(st.integers(0, 3)):
-        from azc.backend.lower import PAIRED_OPS
+        from azc.ops import PAIRED_OPS
         program = program._replace(
             predict=tuple(i for i in program.predict if i.op in PAIRED_OPS),
             learn=tuple(i for i in program.learn if i.op in PAIRED_OPS))
@@ -295,8 +295,8 @@ def with_dead_code(draw: st.DrawFn, memory: MemoryConfig, program: Program,
 
 @st.composite
 def memory_contents(draw: st.DrawFn, memory: MemoryConfig) -> np.ndarray:
-    """A kernel memory buffer (azc.backend.lower.Layout) with special values."""
-    from azc.backend.lower import Layout
+    """A kernel memory buffer (azc.backend.contracts.Layout) with special values."""
+    from azc.backend.contracts import Layout
     F = memory.features or 1
     S, V, M = memory.scalars, memory.vectors, memory.matrices
     n = S + V * F + M * F * F

@@ -6,9 +6,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from azc.backend.components import ComponentKernels, CostModel, attach, op_ns
+from azc.backend.components import ComponentKernels, CostModel, attach
 from azc.backend.native import Encoded, interpreter
 from azc.interp import evaluate_task
+from azc.ops import OPS, PAIRED_OPS
 from azc.passes import dce
 from azc.printer import format_program
 
@@ -42,7 +43,7 @@ def test_paired_loops_on_several_tasks_match_the_reference(data) -> None:
     """Several tasks: the driver runs two in a row of the same shape together in paired
     loops (one may stop early, or end its validation, while the other goes on), and the
     others in compiled or interpreted loops."""
-    from azc.backend import lower
+    from azc.backend import contracts, kernels
     mem, prog = data.draw(azs.pass_programs(max_features=8, max_size=6, paired=True))
     F = mem.features or 1
     tasks = data.draw(azs.task_lists(F))
@@ -53,7 +54,9 @@ def test_paired_loops_on_several_tasks_match_the_reference(data) -> None:
     ck.cost.compile_seconds = -1.0
     enc = Encoded.of([live])
     assert attach(ck, enc, 10**9, paired=True) == 1
-    assert enc.progs[0, 9 if lower.pairable(live.predict, live.learn) else 8]
+    slot = contracts.ProgSlot
+    assert enc.progs[0, slot.PAIRED_LOOPS if kernels.pairable(live.predict, live.learn)
+                     else slot.LOOPS]
     seeds = np.array([seed], dtype=np.uint64)
     out = interpreter(mem, F).run_batch(enc, tasks, seeds, maxerr)
     plain = interpreter(mem, F).run_batch(Encoded.of([live]), tasks, seeds, maxerr)
@@ -132,7 +135,8 @@ def test_cost_model_compiles_only_when_it_pays() -> None:
               "def Learn():\n  m1 = outer(v0, v1)\n  m0 = m0 + m1\n")
     # matrix ops run the same loops in both tiers: compiling saves less per op
     assert cost.saved_ns(m.predict, m.learn, 16) < saved + 10
-    assert op_ns(43, 16) > op_ns(31, 16) > op_ns(23, 16) > op_ns(1, 16)
+    assert (OPS[43].interp_ns(16) > OPS[31].interp_ns(16) > OPS[23].interp_ns(16)
+            > OPS[1].interp_ns(16))
 
 
 def test_tasks_that_record_run_interpreted_with_the_same_results() -> None:
@@ -164,7 +168,7 @@ def test_tasks_that_record_run_interpreted_with_the_same_results() -> None:
 
 
 def test_sigmoid_unread_finds_where_the_training_sigmoid_is_never_read() -> None:
-    from azc.backend.lower import sigmoid_unread
+    from azc.backend.kernels import sigmoid_unread
     from azc.frontend import parse
 
     def unread(predict: str, learn: str) -> bool:
@@ -185,7 +189,7 @@ def test_compiled_loops_without_the_sigmoid_match_the_reference(case) -> None:
     """Accuracy tasks, programs whose training sigmoid is never read (NaN included)."""
     from hypothesis import assume
 
-    from azc.backend.lower import sigmoid_unread
+    from azc.backend.kernels import sigmoid_unread
     from azc.tasks.task import EvalType
     mem, prog, task, seed = case
     live = dce(prog)
@@ -240,17 +244,17 @@ def test_accuracy_around_the_sign_shortcut_matches_the_reference() -> None:
 
 def _paired_op_runner(ins, mem, F):
     """(single, paired): ctypes functions running one instruction on a memory buffer of
-    the layout, and on a paired buffer (`lower.PairEmit`)."""
+    the layout, and on a paired buffer (`emit.PairEmit`)."""
     import ctypes
 
-    from azc.backend import lower
+    from azc.backend import contracts, emitters, kernels
     from azc.backend.jit import Compiler
-    layout = lower.Layout.of(mem, F)
+    layout = contracts.Layout.of(mem, F)
     text = "\n".join([
-        lower.declarations(F, paired=True),
-        lower.op_function(ins.op, F), lower.op_function(ins.op, F, paired=True),
-        lower.component_function("one", [ins], layout),
-        lower.component_function("two", [ins], layout, paired=True),
+        emitters.declarations(F, paired=True),
+        emitters.op_function(OPS[ins.op], F), emitters.op_function(OPS[ins.op], F, paired=True),
+        kernels.component_function("one", [ins], layout),
+        kernels.component_function("two", [ins], layout, paired=True),
         "define void @run1(ptr %m) {\n  call void @one(ptr %m, i64 0)\n  ret void\n}",
         "define void @run2(ptr %m) {\n  call void @two(ptr %m, i64 0)\n  ret void\n}"])
     compiler = Compiler(opt=1)
@@ -260,17 +264,17 @@ def _paired_op_runner(ins, mem, F):
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.sampled_from(sorted(__import__("azc.backend.lower", fromlist=["x"]).PAIRED_OPS)),
+@given(st.sampled_from(sorted(PAIRED_OPS)),
        st.sampled_from([1, 2, 3, 4, 8, 16]), st.integers(0, 2**32 - 1))
 def test_paired_op_bodies_compute_each_task_as_alone(op, F, seed) -> None:
     """Every op with a paired body, on two memories of special and random values
     interleaved: each half of the result is, bit for bit, the op run on that memory."""
-    from azc.backend import lower
+    from azc.backend import contracts
     from azc.ir import Instr, MemoryConfig
     from azc.ops import OPS
     rng_ = np.random.default_rng(seed)
     mem = MemoryConfig(4, 3, 0, F)
-    layout = lower.Layout.of(mem, F)
+    layout = contracts.Layout.of(mem, F)
     o = OPS[op]
     addr = [int(rng_.integers(0, 3)) for _ in range(3)]  # aliasing often
     consts = [F - 1 - int(rng_.integers(0, F)) // 2, float(rng_.standard_normal()), 0.0]

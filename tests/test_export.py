@@ -29,8 +29,8 @@ from hypothesis import HealthCheck, given, settings
 import azc
 from azc import cli
 from azc.backend import model as native
+from azc.backend.contracts import Layout
 from azc.backend.jit import Target
-from azc.backend.lower import Layout
 from azc.errors import ExportError
 from azc.estimator import Estimator, jit_library
 from azc.export import export, find_c_compiler

@@ -16,8 +16,8 @@ from azc._runtime import rng
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from azc.backend import lower
 from azc.backend.cache import KernelCache
+from azc.backend.contracts import Layout
 from azc.backend.jit import Compiler
 from azc.evaluation import evaluate
 from azc.frontend import parse_file
@@ -46,13 +46,13 @@ def to_memory(buf: np.ndarray, mem: MemoryConfig) -> Memory:
     """The interpreter's memory holding the values of a kernel's buffer."""
     F = mem.features or 1
     m = Memory(mem, F)
-    m.s[:], m.v[:], m.m[:] = lower.Layout.of(mem, F).unpack(buf)
+    m.s[:], m.v[:], m.m[:] = Layout.of(mem, F).unpack(buf)
     return m
 
 
 def flatten(m: Memory, mem: MemoryConfig) -> np.ndarray:
     """The interpreter's memory as a kernel's buffer."""
-    return lower.Layout.of(mem, m.features).pack(m.s, m.v, m.m)
+    return Layout.of(mem, m.features).pack(m.s, m.v, m.m)
 
 
 KINDS = {Component.SETUP: rng.KIND_SETUP, Component.PREDICT: rng.KIND_PREDICT,
@@ -133,7 +133,7 @@ def test_every_op_alone_with_aliasing(op: int, F: int) -> None:
     prog = Program(setup=(ins,))
     values = np.random.default_rng(op).standard_normal(4 + 3 * F + 3 * F * F)
     values[::7] = np.array(azs.SPECIAL)[np.arange(values[::7].size) % len(azs.SPECIAL)]
-    buf = lower.Layout.of(mem, F).pack(values[:4], values[4:4 + 3 * F].reshape(3, F),
+    buf = Layout.of(mem, F).pack(values[:4], values[4:4 + 3 * F].reshape(3, F),
                                        values[4 + 3 * F:].reshape(3, F, F))
     kernel = COMPILER.compile_with_memory([prog], F, [mem])[0]
     native = buf.copy()

@@ -21,7 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from azc.backend import lower, native
+from azc.backend import native
+from azc.backend.contracts import OUT_WIDTH
 from azc.backend.native import Encoded, decode, native_dce
 from azc.interp import evaluate_task
 from azc.ir import NOOP, Instr, MemoryConfig, Program, canonical_slots, slot_at
@@ -180,7 +181,7 @@ def test_run_batch_matches_single_runs(case, encode: bool, num_train: int | None
                            num_train=num_train, errors=(train_err, valid_err))
     plain = interp.run_batch(batch, tasks, seed_array, max_abs_error=max_err,
                              num_train=num_train)
-    assert out.shape == (n, nt, lower.OUT_WIDTH)
+    assert out.shape == (n, nt, OUT_WIDTH)
     kept = [0, 1, 2, 5]  # fitness, steps, stopped early, validation predictions (3, 4: errors)
     assert same(out[:, :, kept], plain[:, :, kept]), "recording errors changed the outputs"
     assert not plain[:, :, 3:5].any(), "errors counted though none were recorded"

@@ -4,14 +4,14 @@ The native interpreter runs any program with no compile.  When an
 evaluation is long enough — many examples, F=16 — compiling the program's
 training and validation loops, with its Predict and Learn inlined, pays for
 itself: the interpreter keeps running Setup and then calls the compiled
-loops (`lower.loop_kernel_module`), which hold the scalars and vectors in
+loops (`kernels.loop_kernel_module`), which hold the scalars and vectors in
 registers across examples (2-4x faster than interpreting at F=16).  Kernels
 are keyed by the live code of Predict and Learn, so children that differ only
 in Setup, or only in dead code, share one.
 
 When the tasks pair up (two in a row of the same shape, as in the large
 configuration's ten tasks), code whose Predict and Learn use only scalar and
-vector ops gets paired loops instead (`lower.paired_kernel_module`): two
+vector ops gets paired loops instead (`kernels.paired_kernel_module`): two
 tasks run at once on interleaved memory, so that the dependency chains of
 SGD-like programs (dot product, sigmoid, update) of the two tasks overlap.
 
@@ -30,33 +30,12 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from azc.backend import lower
+from azc.backend.contracts import CODE_RECORD, PAIR_SHAPE, Layout, ProgSlot
+from azc.backend.irtext import dedupe
 from azc.backend.jit import Compiler, Engine
+from azc.backend.kernels import loop_kernel_module, pairable, paired_kernel_module
 from azc.ir import Instr, MemoryConfig
-from azc.ops import OPS, Kind
-
-_RANDOM = frozenset(op.id for op in OPS if op.random)
-
-
-def op_ns(op: int, F: int) -> float:
-    """Estimated interpretation time of one op at feature size F, in nanoseconds."""
-    o = OPS[op]
-    if o.out is None:
-        return 1.0
-    size = {Kind.SCALAR: 1, Kind.VECTOR: F, Kind.MATRIX: F * F}
-    elements = max([size[o.out], *(size[k] for k in o.ins)])
-    if op in _RANDOM:
-        return 4.0 + 25.0 * size[o.out]
-    if op == 43:
-        return 4.0 + 0.13 * F ** 3
-    if 7 <= op <= 14:
-        return 18.0
-    return 3.0 + 0.15 * elements
-
-
-def _matrix_op(op: int) -> bool:
-    o = OPS[op]
-    return o.out is Kind.MATRIX or Kind.MATRIX in o.ins
+from azc.ops import OPS
 
 
 @dataclass
@@ -65,7 +44,7 @@ class CostModel:
     evaluations of the same code, measured compile time.
 
     Interpreting costs the protocol (about 30 ns per example, the training sigmoid
-    included) plus the ops (`op_ns`).  Compiled loops cost about 12 ns plus the
+    included) plus the ops (`Op.interp_ns`).  Compiled loops cost about 12 ns plus the
     matrix ops (the same loops in both tiers) plus a third of the other ops, which
     run in registers without dispatch (calibrated on evolved programs of the large
     configuration, F=16).  Code seen `uses` times before is expected to be
@@ -83,12 +62,13 @@ class CostModel:
         """Estimated time compiled loops save per example, in nanoseconds."""
         matrix = other = 0.0
         for i in (*predict, *learn):
-            if OPS[i.op].out is None:
+            op = OPS[i.op]
+            if op.out is None:
                 continue
-            if _matrix_op(i.op):
-                matrix += op_ns(i.op, F)
+            if op.touches_matrices:
+                matrix += op.interp_ns(F)
             else:
-                other += op_ns(i.op, F)
+                other += op.interp_ns(F)
         interpreted = 30.0 + matrix + other
         compiled = 12.0 + matrix + other / 3
         return interpreted - compiled
@@ -108,7 +88,7 @@ class ComponentKernels:
 
     def __init__(self, memory: MemoryConfig, features: int, compiler: Compiler | None = None,
                  engine_size: int = 64, max_engines: int = 8):
-        self.layout = lower.Layout.of(memory, features)
+        self.layout = Layout.of(memory, features)
         self.features = features
         self.compiler = compiler or Compiler(opt=1, engine_size=engine_size)
         self.compiler.engine_size = engine_size
@@ -122,7 +102,8 @@ class ComponentKernels:
 
     def get(self, key: bytes) -> tuple[int, int] | None:
         """(descriptor field, function address) of a key's loops, if compiled and alive
-        (field 8: `loop_kernel_module`, 9: `paired_kernel_module`)."""
+        (`ProgSlot.LOOPS`: `loop_kernel_module`, `ProgSlot.PAIRED_LOOPS`:
+        `paired_kernel_module`)."""
         k = self.kernels.get(key)
         if k is None or k[1].closed:
             return None
@@ -145,16 +126,15 @@ class ComponentKernels:
             return
         parts, names, fields = [], [], []
         for i, (_, predict, learn) in enumerate(items):
-            if paired and lower.pairable(predict, learn):
-                parts.append(lower.paired_kernel_module(predict, learn, self.layout, f"ck{i}"))
-                fields.append(9)
+            if paired and pairable(predict, learn):
+                parts.append(paired_kernel_module(predict, learn, self.layout, f"ck{i}"))
+                fields.append(ProgSlot.PAIRED_LOOPS)
             else:
-                parts.append(lower.loop_kernel_module(predict, learn, self.layout, f"ck{i}"))
-                fields.append(8)
+                parts.append(loop_kernel_module(predict, learn, self.layout, f"ck{i}"))
+                fields.append(ProgSlot.LOOPS)
             names.append(f"ck{i}")
-        from azc.backend.jit import _dedupe
         seen: set[str] = set()
-        module = "\n".join(_dedupe(t, seen) for t in parts)
+        module = "\n".join(dedupe(t, seen) for t in parts)
         engine, addrs, seconds = self.compiler.compile_text(module, names, len(items))
         self.cost.observe(seconds / len(items))
         self.compiled += len(items)
@@ -192,7 +172,7 @@ def component_kernels(memory: MemoryConfig, features: int) -> ComponentKernels:
 def pairs_up(tasks) -> bool:
     """Whether a `TaskBatch`'s tasks pair up: an even number, tasks 2i and 2i+1 of the
     same shape (the native interpreter runs such pairs in paired loops)."""
-    cols = [lower.TASK_FIELDS.index(f) for f in lower.PAIR_SHAPE]
+    cols = list(PAIR_SHAPE)
     shape = tasks.desc[:, cols]
     return len(shape) % 2 == 0 and bool((shape[0::2] == shape[1::2]).all())
 
@@ -201,7 +181,7 @@ def attach(ck: ComponentKernels, enc, examples: int, paired: bool = False) -> in
     """Give the programs of `enc` compiled task loops where the cost model says so.
 
     `enc` is an `azc.backend.native.Encoded` batch about to be run on tasks
-    totalling `examples` examples per program; descriptor field 8 (or 9, paired
+    totalling `examples` examples per program; `ProgSlot.LOOPS` (or `PAIRED_LOOPS`,
     loops, with `paired`: see `pairs_up`) is set for the programs that get
     kernels (compiled now, in one batch, if needed).  Returns how many programs
     run with compiled loops.
@@ -214,15 +194,17 @@ def attach(ck: ComponentKernels, enc, examples: int, paired: bool = False) -> in
     rows: list[tuple[int, bytes]] = []
     for r in range(len(enc.progs)):
         d = enc.progs[r]
-        p0, pn, l0, ln = int(d[2]) - base, int(d[3]), int(d[4]) - base, int(d[5])
-        pb, lb = raw[p0:p0 + 32 * pn], raw[l0:l0 + 32 * ln]
+        p0, pn = int(d[ProgSlot.PREDICT_CODE]) - base, int(d[ProgSlot.PREDICT_LEN])
+        l0, ln = int(d[ProgSlot.LEARN_CODE]) - base, int(d[ProgSlot.LEARN_LEN])
+        pb, lb = raw[p0:p0 + CODE_RECORD * pn], raw[l0:l0 + CODE_RECORD * ln]
         key = pb + b"|" + lb + (b"|paired" if paired else b"")  # one kernel of each kind
         rows.append((r, key))
         if ck.get(key) is not None or key in pending:
             continue
         uses = ck.count_use(key)
-        predict = [Instr.from_record(pb[i:i + 32]) for i in range(0, len(pb), 32)]
-        learn = [Instr.from_record(lb[i:i + 32]) for i in range(0, len(lb), 32)]
+        predict = [Instr.from_record(pb[i:i + CODE_RECORD])
+                   for i in range(0, len(pb), CODE_RECORD)]
+        learn = [Instr.from_record(lb[i:i + CODE_RECORD]) for i in range(0, len(lb), CODE_RECORD)]
         if ck.cost.pays(examples, ck.cost.saved_ns(predict, learn, F), uses):
             pending[key] = (key, predict, learn)
     if pending:

@@ -40,7 +40,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from azc.backend import lower
+from azc.backend.contracts import DESC_WIDTH, OUT_WIDTH, RECORD_FIELDS, Layout, OutField, TaskField
+from azc.backend.emitters import rng_functions
+from azc.backend.irtext import dedupe
+from azc.backend.kernels import kernel_module
 from azc.errors import JitError
 from azc.interp import DEFAULT_MAX_ABS_ERROR
 from azc.ir import MemoryConfig, Program, structural_hash
@@ -228,7 +231,7 @@ class Kernel:
         2 Learn, 3 validation Predict); the buffer has this kernel's memory layout."""
         if self.engine.closed:
             raise JitError("this kernel's native code was freed (evicted from the cache)")
-        size = lower.Layout.of(self.memory, self.features).size
+        size = Layout.of(self.memory, self.features).size
         if buffer.dtype != np.float64 or not buffer.flags.c_contiguous or buffer.size < size:
             raise JitError(f"memory buffer must be {size} contiguous float64")
         self.runner(buffer.ctypes.data, seed & 0xFFFFFFFFFFFFFFFF, task, kind, index)
@@ -273,23 +276,21 @@ class TaskBatch:
         self.tasks = list(tasks)
         self.features = features
         self.rows = np.arange(len(tasks), dtype=np.int64)
-        desc = np.zeros((len(tasks), lower.DESC_WIDTH), dtype=np.int64)
-        col = {name: i for i, name in enumerate(lower.TASK_FIELDS)}
+        desc = np.zeros((len(tasks), DESC_WIDTH), dtype=np.int64)
         for r, t in enumerate(tasks):
-            desc[r, col["train_x"]] = t.train_x.ctypes.data
-            desc[r, col["train_y"]] = t.train_y.ctypes.data
-            desc[r, col["valid_x"]] = t.valid_x.ctypes.data
-            desc[r, col["valid_y"]] = t.valid_y.ctypes.data
+            desc[r, TaskField.TRAIN_X] = t.train_x.ctypes.data
+            desc[r, TaskField.TRAIN_Y] = t.train_y.ctypes.data
+            desc[r, TaskField.VALID_X] = t.valid_x.ctypes.data
+            desc[r, TaskField.VALID_Y] = t.valid_y.ctypes.data
             assert t.train_order is not None  # Task always fills it in
-            desc[r, col["order"]] = t.train_order.ctypes.data
-            desc[r, col["num_train"]] = t.num_train
-            desc[r, col["num_valid"]] = t.num_valid
-            desc[r, col["epochs"]] = t.num_train_epochs
-            desc[r, col["eval_type"]] = int(t.eval_type)
-            desc[r, col["index"]] = t.index
+            desc[r, TaskField.ORDER] = t.train_order.ctypes.data
+            desc[r, TaskField.NUM_TRAIN] = t.num_train
+            desc[r, TaskField.NUM_VALID] = t.num_valid
+            desc[r, TaskField.EPOCHS] = t.num_train_epochs
+            desc[r, TaskField.EVAL_TYPE] = int(t.eval_type)
+            desc[r, TaskField.INDEX] = t.index
         self.desc = desc
-        self.col = col
-        self.out = np.zeros((len(tasks), lower.OUT_WIDTH), dtype=np.float64)
+        self.out = np.zeros((len(tasks), OUT_WIDTH), dtype=np.float64)
         self.full_train = np.array([t.max_train_steps for t in tasks], dtype=np.int64)
         self.full_valid = np.array([t.num_valid for t in tasks], dtype=np.int64)
         self._requests: tuple | None = None
@@ -299,14 +300,14 @@ class TaskBatch:
     def _set_requests(self, num_train: int | None, num_valid: int | None) -> None:
         if self._requests == (num_train, num_valid):
             return
-        c = self.col
         n = self.full_train if num_train is None else np.clip(num_train, 0, self.full_train)
-        self.desc[:, c["num_train_req"]] = n
-        self.desc[:, c["num_valid_req"]] = self.full_valid if num_valid is None else num_valid
+        self.desc[:, TaskField.NUM_TRAIN_REQ] = n
+        self.desc[:, TaskField.NUM_VALID_REQ] = (self.full_valid if num_valid is None
+                                                 else num_valid)
         self._requests = (num_train, num_valid)
         # errors recorded per task (first epoch only): the longest of train and valid
-        tr = np.minimum(self.desc[:, c["num_train"]], self.desc[:, c["num_train_req"]])
-        va = np.minimum(self.full_valid, self.desc[:, c["num_valid_req"]])
+        tr = np.minimum(self.desc[:, TaskField.NUM_TRAIN], self.desc[:, TaskField.NUM_TRAIN_REQ])
+        va = np.minimum(self.full_valid, self.desc[:, TaskField.NUM_VALID_REQ])
         self.record_need = int(max(tr.max(initial=0), va.max(initial=0)))
 
     def fitness(self, kernel: Kernel, seed: int = 0,
@@ -318,30 +319,30 @@ class TaskBatch:
         self._set_requests(num_train, num_valid)
         kernel.cfunc(self.desc.ctypes.data, len(self.tasks), seed & 0xFFFFFFFFFFFFFFFF,
                      float(max_abs_error), self.out.ctypes.data)
-        return self.out[:, 0].copy()
+        return self.out[:, OutField.FITNESS].copy()
 
     def run(self, kernel: Kernel, seed: int, max_abs_error: float, num_train: int | None,
             num_valid: int | None, record: bool, record_errors: bool) -> list[TaskResult]:
         """Call the kernel and turn its outputs into TaskResults."""
-        desc, col = self.desc, self.col
+        desc = self.desc
         self._set_requests(num_train, num_valid)
         keep: list[np.ndarray] = []
-        bufs: list[dict[str, np.ndarray]] = []
+        bufs: list[dict[TaskField, np.ndarray]] = []
         recording = record or record_errors
         for r, t in enumerate(self.tasks):
             if not recording:
                 bufs.append({})
                 continue
-            n_all = int(desc[r, col["num_train_req"]])
-            b: dict[str, np.ndarray] = {}
+            n_all = int(desc[r, TaskField.NUM_TRAIN_REQ])
+            b: dict[TaskField, np.ndarray] = {}
             if record:
-                b["rec_train_pred"] = np.empty(max(n_all, 1))
-                b["rec_valid_pred"] = np.empty(t.num_valid)
+                b[TaskField.REC_TRAIN_PRED] = np.empty(max(n_all, 1))
+                b[TaskField.REC_VALID_PRED] = np.empty(t.num_valid)
             if record_errors:
-                b["rec_train_err"] = np.empty(t.num_train)
-                b["rec_valid_err"] = np.empty(t.num_valid)
-            for name in ("rec_train_pred", "rec_valid_pred", "rec_train_err", "rec_valid_err"):
-                desc[r, col[name]] = b[name].ctypes.data if name in b else 0
+                b[TaskField.REC_TRAIN_ERR] = np.empty(t.num_train)
+                b[TaskField.REC_VALID_ERR] = np.empty(t.num_valid)
+            for rec in RECORD_FIELDS:
+                desc[r, rec] = b[rec].ctypes.data if rec in b else 0
             keep.extend(b.values())
             bufs.append(b)
         try:
@@ -349,19 +350,23 @@ class TaskBatch:
                          float(max_abs_error), self.out.ctypes.data)
         finally:
             if recording:
-                desc[:, col["rec_train_pred"]:col["rec_valid_err"] + 1] = 0
+                desc[:, list(RECORD_FIELDS)] = 0
         results = []
         for r in range(len(self.tasks)):
             o = self.out[r]
-            steps = int(o[1])
-            res = TaskResult(fitness=float(o[0]), train_steps=steps, stopped_early=bool(o[2]))
+            steps = int(o[OutField.TRAIN_STEPS])
+            res = TaskResult(fitness=float(o[OutField.FITNESS]), train_steps=steps,
+                             stopped_early=bool(o[OutField.STOPPED_EARLY]))
             b = bufs[r]
             if record:
-                res.train_predictions = b["rec_train_pred"][:steps].copy()
-                res.valid_predictions = b["rec_valid_pred"][:int(o[5])].copy()
+                res.train_predictions = b[TaskField.REC_TRAIN_PRED][:steps].copy()
+                res.valid_predictions = \
+                    b[TaskField.REC_VALID_PRED][:int(o[OutField.NUM_VALID_PRED])].copy()
             if record_errors:
-                res.train_errors = b["rec_train_err"][:int(o[3])].tolist()
-                res.valid_errors = b["rec_valid_err"][:int(o[4])].tolist()
+                res.train_errors = \
+                    b[TaskField.REC_TRAIN_ERR][:int(o[OutField.NUM_TRAIN_ERR])].tolist()
+                res.valid_errors = \
+                    b[TaskField.REC_VALID_ERR][:int(o[OutField.NUM_VALID_ERR])].tolist()
             results.append(res)
         return results
 
@@ -373,7 +378,9 @@ def kernel_symbol(key: str) -> str:
 
 
 # Files whose content decides the code a kernel compiles to (besides the program).
-_CODE_SOURCES = ("backend/lower.py", "backend/jit.py", "ops.py")
+_CODE_SOURCES = ("backend/irtext.py", "backend/contracts.py", "backend/emit.py",
+                 "backend/emitters.py", "backend/protocol.py", "backend/driver.py",
+                 "backend/kernels.py", "backend/jit.py", "ops.py")
 _source_digest: str | None = None
 
 
@@ -391,7 +398,7 @@ def source_digest() -> str:
         h = hashlib.blake2b(digest_size=8)
         for rel in _CODE_SOURCES:
             h.update((root / rel).read_bytes())
-        h.update(lower.rng_functions().encode())
+        h.update(rng_functions().encode())
         _source_digest = h.hexdigest()
     return _source_digest
 
@@ -476,8 +483,8 @@ class Compiler:
         declared: set[str] = set()
         for i, (prog, mem, key) in enumerate(zip(programs, memories, keys)):
             name = f"k{i}_{key[:12]}"
-            text = lower.kernel_module(prog, mem, features, name)
-            parts.append(_dedupe(text, declared))
+            text = kernel_module(prog, mem, features, name)
+            parts.append(dedupe(text, declared))
             names += [name, f"{name}_run"]
         engine, addrs, seconds = self.compile_text("\n".join(parts), names, len(programs))
         per = seconds / max(1, len(programs))
@@ -489,7 +496,7 @@ class Compiler:
         """The object code of one program's kernel, alone in its module (symbols
         `kernel_symbol(key)` and its `_run`): parse, optimize, codegen."""
         name = kernel_symbol(key)
-        data = self._emit(lower.kernel_module(program, memory, features, name))
+        data = self._emit(kernel_module(program, memory, features, name))
         self.compiled += 2
         return data
 
@@ -534,7 +541,7 @@ class Compiler:
 
     def llvm_ir(self, program: Program, features: int, optimized: bool = False) -> str:
         """The LLVM IR of a program's kernel (optionally after optimization)."""
-        text = lower.kernel_module(program, MemoryConfig.fitting(program), features)
+        text = kernel_module(program, MemoryConfig.fitting(program), features)
         if not optimized:
             return text
         with _lock:
@@ -544,33 +551,11 @@ class Compiler:
 
     def assembly(self, program: Program, features: int) -> str:
         """The native assembly of a program's kernel."""
-        text = lower.kernel_module(program, MemoryConfig.fitting(program), features)
+        text = kernel_module(program, MemoryConfig.fitting(program), features)
         with _lock:
             mod = parse_ir(text)
             optimize_module(mod, self.target, max(self.opt, 1))
             return self.target.machine(opt=self.codegen_opt).emit_assembly(mod)
-
-
-def _dedupe(text: str, seen: set[str]) -> str:
-    """Drop definitions/declarations already in the module (shared ops, libm, rng)."""
-    out: list[str] = []
-    skipping = False
-    for line in text.splitlines():
-        if skipping:
-            if line.startswith("}"):
-                skipping = False
-            continue
-        head = line.split("(")[0]
-        is_shared_def = line.startswith("define internal") and any(
-            p in head for p in ("@op_", "@op2_", "@azc_"))
-        if is_shared_def or line.startswith("declare"):
-            sig = head
-            if sig in seen:
-                skipping = line.startswith("define")
-                continue
-            seen.add(sig)
-        out.append(line)
-    return "\n".join(out)
 
 
 _default: Compiler | None = None

@@ -1,7 +1,7 @@
 """The standalone model: one program as LLVM IR text with the C ABI of exported predictors.
 
 A model module holds the program's component functions (the same per-op
-emitters and component functions as the kernels, `azc.backend.lower`) and
+emitters and component functions as the kernels, `azc.backend.kernels`) and
 these exported functions, declared in `runtime/model.h`:
 
     const azc_model_info_t *azc_model_info(void);
@@ -34,7 +34,9 @@ This module produces text only; it never imports llvmlite.
 
 from __future__ import annotations
 
-from azc.backend.lower import Layout, component_function, declarations, op_function, rng_functions
+from azc.backend.contracts import Layout
+from azc.backend.emitters import declarations, op_function, rng_functions
+from azc.backend.kernels import component_function
 from azc.ir import MemoryConfig, Program
 from azc.ops import OPS, Kind
 
@@ -87,11 +89,11 @@ def model_module(program: Program, memory: MemoryConfig, features: int, *, eval_
     voff = layout.offset(Kind.VECTOR, 0)
     uses_random = program.uses_random()
     predict_random = any(OPS[i.op].random for i in program.predict)
-    used = sorted({ins.op for _, _, ins in program.instructions() if ins.op != 0})
+    used = sorted({ins.op for _, _, ins in program.instructions() if OPS[ins.op].out is not None})
 
     parts = [f"; azc standalone model: F={F}, memory {memory}, ABI {ABI_VERSION}\n",
              declarations(F), rng_functions()]
-    parts += [op_function(op, F) for op in used]
+    parts += [op_function(OPS[op], F) for op in used]
     for comp, instrs in program.components():
         parts.append(component_function(f"azm_{comp.attr}", instrs, layout))
 

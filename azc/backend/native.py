@@ -1,7 +1,7 @@
 """The native-interpreter tier: any program, encoded, run with no per-program compile.
 
 One LLVM module per (memory layout, F), generated from the same per-op
-emitters and the same protocol driver as compiled kernels (lower.py) and
+emitters and the same protocol driver as compiled kernels (azc.backend.interpreter) and
 compiled once per process.  A program is encoded as 32-byte records (op,
 out, in1, in2 as int16; c0, c1, c2 as float64; a random op keeps slot + 1 in
 in1), so encoding costs a join: an `Instr` is its own record.  `run_batch` evaluates many
@@ -17,11 +17,22 @@ from typing import Any
 
 import numpy as np
 
-from azc.backend import lower
+from azc.backend.contracts import (
+    CODE_RECORD,
+    CODE_SLOTS,
+    LENGTH_SLOTS,
+    OUT_WIDTH,
+    PROG_WIDTH,
+    ProgSlot,
+    TaskField,
+)
+from azc.backend.fec_hash import fec_hash_function
+from azc.backend.interpreter import interpreter_module
 from azc.backend.jit import Compiler, Engine, TaskBatch, default_compiler
+from azc.backend.native_dce import dce_module
 from azc.errors import JitError
 from azc.interp import DEFAULT_MAX_ABS_ERROR
-from azc.ir import Instr, MemoryConfig, Program
+from azc.ir import Component, Instr, MemoryConfig, Program
 from azc.ops import OPS
 from azc.results import TaskResult
 from azc.tasks.task import Task
@@ -50,9 +61,9 @@ class Encoded:
                                        + b"".join(p.learn) for p in programs]) or b"\0",
                              dtype=np.uint8).copy()
         starts = np.cumsum(np.concatenate([[0], lengths.ravel()]))[:-1].reshape(-1, 3)
-        progs = np.zeros((len(programs), lower.PROG_WIDTH), dtype=np.int64)
-        progs[:, 0:6:2] = starts * lower.CODE_RECORD + code.ctypes.data
-        progs[:, 1:6:2] = lengths
+        progs = np.zeros((len(programs), PROG_WIDTH), dtype=np.int64)
+        progs[:, CODE_SLOTS] = starts * CODE_RECORD + code.ctypes.data
+        progs[:, LENGTH_SLOTS] = lengths
         return Encoded(code, progs)
 
 
@@ -67,7 +78,7 @@ class NativeInterpreter:
         compiler = compiler or default_compiler()
         name = (f"azc_interp_s{memory.scalars}_v{memory.vectors}_m{memory.matrices}"
                 f"_f{features}")  # unique per layout: engines resolve symbols by name
-        text = lower.interpreter_module(memory, features, name)
+        text = interpreter_module(memory, features, name)
         engine, addrs, self.compile_seconds = compiler.compile_text(
             text, [name, f"{name}_batch"])
         self._engine: Engine = engine
@@ -108,9 +119,8 @@ class NativeInterpreter:
                            f"F={self.features}")
         tasks = batch.tasks
         batch._set_requests(num_train, num_valid)
-        out = np.empty((n, len(tasks), lower.OUT_WIDTH), dtype=np.float64)
+        out = np.empty((n, len(tasks), OUT_WIDTH), dtype=np.float64)
         seeds = np.ascontiguousarray(seeds, dtype=np.uint64)
-        col = batch.col
         stride = 0
         if errors is not None:
             tr, va = errors
@@ -123,16 +133,16 @@ class NativeInterpreter:
                 raise JitError(f"error buffers hold {tr.shape[2]} errors per task; recording "
                                f"needs {batch.record_need}")
             rows = batch.rows * (tr.shape[2] * 8)
-            batch.desc[:, col["rec_train_err"]] = tr.ctypes.data + rows
-            batch.desc[:, col["rec_valid_err"]] = va.ctypes.data + rows
+            batch.desc[:, TaskField.REC_TRAIN_ERR] = tr.ctypes.data + rows
+            batch.desc[:, TaskField.REC_VALID_ERR] = va.ctypes.data + rows
             stride = tr.strides[0]
         try:
             self._batch(enc.progs.ctypes.data, n, batch.desc.ctypes.data, len(tasks),
                         seeds.ctypes.data, float(max_abs_error), out.ctypes.data, stride)
         finally:
             if errors is not None:
-                batch.desc[:, col["rec_train_err"]] = 0
-                batch.desc[:, col["rec_valid_err"]] = 0
+                batch.desc[:, TaskField.REC_TRAIN_ERR] = 0
+                batch.desc[:, TaskField.REC_VALID_ERR] = 0
         return out
 
 
@@ -179,7 +189,7 @@ class NativeDCE:
 
     def __init__(self, compiler: Compiler | None = None):
         compiler = compiler or default_compiler()
-        text = lower.dce_module() + lower.fec_hash_function()
+        text = dce_module() + fec_hash_function()
         engine, addrs, self.compile_seconds = compiler.compile_text(
             text, ["azc_dce", "azc_fec_hash"])
         self._engine = engine
@@ -190,8 +200,8 @@ class NativeDCE:
                  task_index: np.ndarray, n_req: np.ndarray) -> np.ndarray:
         """FEC fingerprints (uint64, (programs, tasks)) of errors recorded by `run_batch`.
 
-        `out` is run_batch's output (its fields 3 and 4 count the recorded
-        errors); `task_index` and `n_req` are int64 per task.
+        `out` is run_batch's output (`OutField.NUM_TRAIN_ERR` and `NUM_VALID_ERR` count
+        the recorded errors); `task_index` and `n_req` are int64 per task.
         """
         n, T, k = train_err.shape
         fps = np.empty((n, T), dtype=np.uint64)
@@ -204,14 +214,14 @@ class NativeDCE:
     def run(self, enc: Encoded) -> tuple[Encoded, np.ndarray]:
         """(live programs, hashes): the compacted programs and two 64-bit hashes each.
 
-        The result's descriptors hold the number of live random ops in field 6
-        and of live instructions in field 7.
+        The result's descriptors hold the number of live random ops
+        (`ProgSlot.LIVE_RANDOM`) and of live instructions (`ProgSlot.LIVE_INSTRS`).
         """
         n = len(enc.progs)
         out_code = np.empty_like(enc.code)
         out_progs = np.zeros_like(enc.progs)
         hashes = np.empty((n, 2), dtype=np.uint64)
-        longest = int(enc.progs[:, 1:6:2].max()) if n else 0
+        longest = int(enc.progs[:, LENGTH_SLOTS].max()) if n else 0
         flags = np.empty(max(longest, 1), dtype=np.uint8)
         self._fn(enc.progs.ctypes.data, n, enc.code.ctypes.data, out_code.ctypes.data,
                  out_progs.ctypes.data, hashes.ctypes.data, flags.ctypes.data)
@@ -234,11 +244,11 @@ def decode(enc: Encoded, index: int) -> Program:
     comps = []
     base = enc.code.ctypes.data
     raw = enc.code.tobytes()
-    for c in range(3):
-        ptr, n = int(enc.progs[index, 2 * c]), int(enc.progs[index, 2 * c + 1])
+    for c in Component:
+        ptr, n = int(enc.progs[index, ProgSlot.code(c)]), int(enc.progs[index, ProgSlot.length(c)])
         off = ptr - base
-        instrs = []
-        instrs = [Instr.from_record(raw[off + 32 * i: off + 32 * (i + 1)]) for i in range(n)]
+        instrs = [Instr.from_record(raw[off + CODE_RECORD * i: off + CODE_RECORD * (i + 1)])
+                  for i in range(n)]
         comps.append(tuple(instrs))
     from azc.ir import canonical_slots, slot_at
     return Program(*(canonical_slots(cs, [slot_at(x, i) for i, x in enumerate(cs)])

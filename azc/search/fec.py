@@ -8,7 +8,7 @@ an LRU of `cache_size` fingerprints -> per-task fitness; a hit moves the
 entry to the most recent end and counts a use, and after `forget_every` uses
 the entry is dropped (the value is still returned that time), exactly as the
 original's FECCache.  Hashes are of the raw error bits (no rounding); the
-hash itself is computed natively (azc.backend.lower.fec_hash_function).
+hash itself is computed natively (azc.backend.fec_hash).
 
 `FecCache` is the reference definition of the cache, in Python; the search
 uses its native twin `azc.backend.fec_table.NativeFecTable`, which looks up a

@@ -1,0 +1,219 @@
+"""The binary contracts shared by Python and generated code, each named once.
+
+The memory layout (`Layout`), the task descriptor (`TaskField`), the per-task
+outputs (`OutField`), the native interpreter's program descriptor (`ProgSlot`),
+the encoded instruction record (`RecordField`, defined with `Instr` in azc.ir)
+and the execution kinds that key random draws (`ExecKind`).  The IR generators
+and the Python side (the ctypes buffers they exchange) both use these names;
+no slot or offset of them is written as a number anywhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from azc.ir import RECORD_SIZE, Component, MemoryConfig, RecordField
+from azc.ops import Kind
+
+__all__ = [
+    "CODE_RECORD",
+    "CODE_SLOTS",
+    "DESC_WIDTH",
+    "EXEC_KIND_BITS",
+    "LENGTH_SLOTS",
+    "OUT_WIDTH",
+    "PAIR_SHAPE",
+    "PROG_WIDTH",
+    "RECORD_FIELDS",
+    "ExecKind",
+    "Layout",
+    "OutField",
+    "ProgSlot",
+    "RecordField",
+    "TaskField",
+]
+
+
+class TaskField(IntEnum):
+    """The task descriptor: one row of DESC_WIDTH int64 per task."""
+
+    TRAIN_X = 0          # pointer to N x F float64 features
+    TRAIN_Y = 1          # pointer to N float64 labels
+    VALID_X = 2          # pointer to NV x F features
+    VALID_Y = 3          # pointer to NV labels
+    ORDER = 4            # pointer to E x N int64: each epoch's order of training examples
+    NUM_TRAIN = 5        # N
+    NUM_VALID = 6        # NV
+    EPOCHS = 7           # E
+    EVAL_TYPE = 8        # an azc.tasks.task.EvalType value
+    INDEX = 9            # the task's index: keys its random draws
+    NUM_TRAIN_REQ = 10   # training examples to run (the budget's)
+    NUM_VALID_REQ = 11   # validation examples to run
+    REC_TRAIN_PRED = 12  # record pointers (0: not recorded): training predictions,
+    REC_VALID_PRED = 13  # validation predictions,
+    REC_TRAIN_ERR = 14   # training errors (first epoch),
+    REC_VALID_ERR = 15   # validation errors (first epoch)
+
+    @property
+    def records(self) -> bool:
+        """A record pointer, 0 when the caller records nothing there."""
+        return self >= TaskField.REC_TRAIN_PRED
+
+    @property
+    def data(self) -> bool:
+        """A pointer to the task's data."""
+        return self <= TaskField.ORDER
+
+
+DESC_WIDTH = len(TaskField)
+RECORD_FIELDS = tuple(f for f in TaskField if f.records)
+# The fields two tasks must share to run together in paired loops.
+PAIR_SHAPE = (TaskField.NUM_TRAIN, TaskField.NUM_VALID, TaskField.EPOCHS, TaskField.EVAL_TYPE,
+              TaskField.NUM_TRAIN_REQ, TaskField.NUM_VALID_REQ)
+
+
+class OutField(IntEnum):
+    """The per-task outputs: one row of OUT_WIDTH float64 per task."""
+
+    FITNESS = 0
+    TRAIN_STEPS = 1      # training examples run
+    STOPPED_EARLY = 2    # 1.0 when a training error exceeded the bound
+    NUM_TRAIN_ERR = 3    # training errors recorded (first epoch)
+    NUM_VALID_ERR = 4    # validation errors recorded (first epoch)
+    NUM_VALID_PRED = 5   # validation predictions recorded (last epoch)
+
+
+OUT_WIDTH = 8  # the OutField row, padded to 64 bytes
+
+
+class ProgSlot(IntEnum):
+    """The native interpreter's program descriptor: PROG_WIDTH int64 per program."""
+
+    SETUP_CODE = 0       # a component's records (pointer), then their number
+    SETUP_LEN = 1
+    PREDICT_CODE = 2
+    PREDICT_LEN = 3
+    LEARN_CODE = 4
+    LEARN_LEN = 5
+    LIVE_RANDOM = 6      # written by the native DCE: live random ops
+    LIVE_INSTRS = 7      # written by the native DCE: live instructions
+    LOOPS = 8            # compiled training and validation (`loop_kernel_module`; 0: none)
+    PAIRED_LOOPS = 9     # the same for two tasks at once (`paired_kernel_module`; 0: none)
+
+    @staticmethod
+    def code(component: Component) -> ProgSlot:
+        """The slot of a component's code pointer (its length is the next slot)."""
+        return ProgSlot(2 * component)
+
+    @staticmethod
+    def length(component: Component) -> ProgSlot:
+        """The slot of a component's number of records."""
+        return ProgSlot(2 * component + 1)
+
+
+PROG_WIDTH = len(ProgSlot)
+CODE_SLOTS = [ProgSlot.code(c) for c in Component]     # as numpy column indices
+LENGTH_SLOTS = [ProgSlot.length(c) for c in Component]
+CODE_RECORD = RECORD_SIZE  # bytes per encoded instruction (an azc.ir.Instr)
+
+
+class ExecKind(IntEnum):
+    """What one execution of a component is, in the key of its random draws."""
+
+    SETUP = 0
+    TRAIN_PREDICT = 1
+    LEARN = 2
+    VALID_PREDICT = 3
+
+
+EXEC_KIND_BITS = 2  # an execution id is (example id << EXEC_KIND_BITS) | ExecKind
+
+
+def _align(n: int, to: int) -> int:
+    return -(-n // to) * to
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each address lives in the flat float64 buffer.
+
+    Scalars first, then vectors, then matrices (row-major).  Each bank starts
+    on a 64-byte boundary, and each vector and matrix is padded so that all
+    of them are aligned to their vector width (up to 64 bytes): misaligned
+    512-bit loads and stores made matrix ops several times slower.  Padding
+    elements are zero and never read.
+    """
+
+    scalars: int
+    vectors: int
+    matrices: int
+    features: int
+
+    @staticmethod
+    def of(memory: MemoryConfig, features: int) -> Layout:
+        """The layout of a memory configuration at feature size F."""
+        return Layout(memory.scalars, memory.vectors, memory.matrices, features)
+
+    @property
+    def vector_stride(self) -> int:
+        """Distance between consecutive vectors (F, padded to its alignment)."""
+        return _align(self.features, min(8, 1 << (self.features - 1).bit_length()))
+
+    @property
+    def matrix_stride(self) -> int:
+        """Distance between consecutive matrices (F*F, padded to 8 doubles)."""
+        F = self.features
+        return _align(F * F, min(8, 1 << (F * F - 1).bit_length()))
+
+    @property
+    def vector_base(self) -> int:
+        """Offset of v0."""
+        return _align(self.scalars, 8)
+
+    @property
+    def matrix_base(self) -> int:
+        """Offset of m0."""
+        return _align(self.vector_base + self.vectors * self.vector_stride, 8)
+
+    @property
+    def size(self) -> int:
+        """Number of float64 in the buffer."""
+        return self.matrix_base + self.matrices * self.matrix_stride
+
+    def offset(self, kind: Kind, addr: int) -> int:
+        """Index of the first element of an address."""
+        if kind is Kind.SCALAR:
+            return addr
+        if kind is Kind.VECTOR:
+            return self.vector_base + addr * self.vector_stride
+        return self.matrix_base + addr * self.matrix_stride
+
+    def stride(self, kind: Kind) -> int:
+        """Distance between consecutive addresses of a kind."""
+        return (1, self.vector_stride, self.matrix_stride)[kind]
+
+    def pack(self, s: np.ndarray, v: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """A buffer holding scalars s, vectors v (V, F) and matrices m (M, F, F)."""
+        buf = np.zeros(self.size)
+        F = self.features
+        buf[:self.scalars] = s
+        for i in range(self.vectors):
+            o = self.offset(Kind.VECTOR, i)
+            buf[o:o + F] = v[i]
+        for i in range(self.matrices):
+            o = self.offset(Kind.MATRIX, i)
+            buf[o:o + F * F] = np.asarray(m[i]).reshape(-1)
+        return buf
+
+    def unpack(self, buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(s, v, m) from a buffer."""
+        F = self.features
+        s = buf[:self.scalars].copy()
+        v = np.array([buf[self.offset(Kind.VECTOR, i):][:F] for i in range(self.vectors)])
+        m = np.array([buf[self.offset(Kind.MATRIX, i):][:F * F].reshape(F, F)
+                      for i in range(self.matrices)])
+        return s, v.reshape(self.vectors, F), m.reshape(self.matrices, F, F)
+

@@ -1,0 +1,397 @@
+"""Native dead-code removal, compaction and hashing of encoded programs.
+
+The same analysis as azc.passes.dce, on the search's hot path: liveness over
+Setup -> (Predict -> Learn)* as a fixed point, the live records compacted in
+order, the number of live random ops and instructions written to the program
+descriptor, and two 64-bit hashes of the live code (the structural memo's key).
+Text only.
+"""
+
+from __future__ import annotations
+
+from azc.backend.contracts import PROG_WIDTH
+from azc.backend.emitters import rng_functions
+from azc.backend.irtext import s64
+from azc.ops import OPS
+
+# Native dead-code removal and hashing of encoded programs (the search's hot path).
+
+NONE_KIND = 3
+
+
+MAX_DCE_ADDRESSES = 64  # liveness uses one 64-bit mask per kind
+
+
+HASH_SEEDS = (0x243F6A8885A308D3, 0x13198A2E03707344)
+
+
+def _op_table() -> str:
+    """@azc_optab: per op, in1 kind | in2 kind << 2 | out kind << 4 | partial << 6."""
+    vals = []
+    for op in OPS:
+        k0 = op.ins[0].value if op.arity >= 1 else NONE_KIND
+        k1 = op.ins[1].value if op.arity >= 2 else NONE_KIND
+        ko = op.out.value if op.out is not None else NONE_KIND
+        vals.append(k0 | k1 << 2 | ko << 4 | int(op.partial_write) << 6)
+    body = ", ".join(f"i8 {v}" for v in vals)
+    return f"@azc_optab = internal constant [{len(OPS)} x i8] [{body}]\n"
+
+
+def dce_module(name: str = "azc_dce") -> str:
+    """Dead-code removal, compaction and hashing of encoded programs, natively.
+
+    The same analysis as azc.passes.dce (least fixed point of liveness over
+    Setup -> (Predict -> Learn)*, s1 read after every Predict, s0 and v0
+    written by the harness before every Predict and Learn, element setters
+    reading their output), on memories of at most 64 addresses per kind.
+
+    @<name>(progs_in, n, code_in, code_out, progs_out, hashes): for each
+    program descriptor (code pointer, length) x 3, write the live records,
+    in order, at the same offset in code_out; progs_out gets the new
+    descriptors, the number of live random ops (field 6) and of live
+    instructions (field 7); hashes gets two 64-bit hashes of the live code.
+    """
+    return _op_table() + rng_functions() + f"""
+define internal void @{name}_backward(ptr %code, i64 %n, ptr %live, ptr %flags)
+    alwaysinline nounwind {{
+entry:
+  br label %head
+head:
+  %i = phi i64 [ %n, %entry ], [ %im, %next ]
+  %more = icmp sgt i64 %i, 0
+  br i1 %more, label %body, label %exit
+body:
+  %im = sub i64 %i, 1
+  %roff = mul i64 %im, 32
+  %rec = getelementptr inbounds i8, ptr %code, i64 %roff
+  %op16 = load i16, ptr %rec, align 2
+  %op = zext i16 %op16 to i64
+  %tp = getelementptr inbounds [{len(OPS)} x i8], ptr @azc_optab, i64 0, i64 %op
+  %t8 = load i8, ptr %tp
+  %t = zext i8 %t8 to i64
+  %ok = lshr i64 %t, 4
+  %okind = and i64 %ok, 3
+  %isnop = icmp eq i64 %okind, 3
+  br i1 %isnop, label %dead, label %chk
+chk:
+  %outp = getelementptr inbounds i8, ptr %rec, i64 2
+  %out16 = load i16, ptr %outp, align 2
+  %out = zext i16 %out16 to i64
+  %wbit = shl i64 1, %out
+  %lp = getelementptr inbounds i64, ptr %live, i64 %okind
+  %lw = load i64, ptr %lp
+  %hit = and i64 %lw, %wbit
+  %islive = icmp ne i64 %hit, 0
+  br i1 %islive, label %alive, label %dead
+alive:
+  %fnull = icmp eq ptr %flags, null
+  br i1 %fnull, label %kill, label %mark
+mark:
+  %fp = getelementptr inbounds i8, ptr %flags, i64 %im
+  store i8 1, ptr %fp
+  br label %kill
+kill:
+  %partial = and i64 %t, 64
+  %full = icmp eq i64 %partial, 0
+  %nw = xor i64 %wbit, -1
+  %killed = and i64 %lw, %nw
+  %lw2 = select i1 %full, i64 %killed, i64 %lw
+  store i64 %lw2, ptr %lp
+  %k0 = and i64 %t, 3
+  %has0 = icmp ne i64 %k0, 3
+  br i1 %has0, label %read0, label %r0done
+read0:
+  %in1p = getelementptr inbounds i8, ptr %rec, i64 4
+  %in116 = load i16, ptr %in1p, align 2
+  %in1 = zext i16 %in116 to i64
+  %b0 = shl i64 1, %in1
+  %lp0 = getelementptr inbounds i64, ptr %live, i64 %k0
+  %l0 = load i64, ptr %lp0
+  %l0b = or i64 %l0, %b0
+  store i64 %l0b, ptr %lp0
+  br label %r0done
+r0done:
+  %k1s = lshr i64 %t, 2
+  %k1 = and i64 %k1s, 3
+  %has1 = icmp ne i64 %k1, 3
+  br i1 %has1, label %read1, label %next
+read1:
+  %in2p = getelementptr inbounds i8, ptr %rec, i64 6
+  %in216 = load i16, ptr %in2p, align 2
+  %in2 = zext i16 %in216 to i64
+  %b1 = shl i64 1, %in2
+  %lp1 = getelementptr inbounds i64, ptr %live, i64 %k1
+  %l1 = load i64, ptr %lp1
+  %l1b = or i64 %l1, %b1
+  store i64 %l1b, ptr %lp1
+  br label %next
+dead:
+  br label %next
+next:
+  br label %head
+exit:
+  ret void
+}}
+
+; live sets: [3 x i64] (scalar, vector, matrix masks)
+define internal void @{name}_copy3(ptr %dst, ptr %src) alwaysinline nounwind {{
+entry:
+  %a = load <3 x i64>, ptr %src, align 8
+  store <3 x i64> %a, ptr %dst, align 8
+  ret void
+}}
+
+; live_in' = live_in minus s0 and v0 (written by the harness)
+define internal void @{name}_harness(ptr %dst, ptr %src) alwaysinline nounwind {{
+entry:
+  %a = load <3 x i64>, ptr %src, align 8
+  %b = and <3 x i64> %a, <i64 -2, i64 -2, i64 -1>
+  store <3 x i64> %b, ptr %dst, align 8
+  ret void
+}}
+
+define internal void @{name}_or(ptr %dst, ptr %src) alwaysinline nounwind {{
+entry:
+  %a = load <3 x i64>, ptr %src, align 8
+  %b = load <3 x i64>, ptr %dst, align 8
+  %c = or <3 x i64> %a, %b
+  store <3 x i64> %c, ptr %dst, align 8
+  ret void
+}}
+
+define internal i1 @{name}_same(ptr %x, ptr %y) alwaysinline nounwind {{
+entry:
+  %a = load <3 x i64>, ptr %x, align 8
+  %b = load <3 x i64>, ptr %y, align 8
+  %c = icmp eq <3 x i64> %a, %b
+  %d = bitcast <3 x i1> %c to i3
+  %e = icmp eq i3 %d, -1
+  ret i1 %e
+}}
+
+; out_P = {{s1}} | live_in'(L) | live_in'(P)
+define internal void @{name}_outp(ptr %dst, ptr %pin, ptr %lin) alwaysinline nounwind {{
+entry:
+  call void @{name}_harness(ptr %dst, ptr %pin)
+  %t = alloca [3 x i64], align 8
+  call void @{name}_harness(ptr %t, ptr %lin)
+  call void @{name}_or(ptr %dst, ptr %t)
+  %s = load i64, ptr %dst, align 8
+  %s1 = or i64 %s, 2
+  store i64 %s1, ptr %dst, align 8
+  ret void
+}}
+
+define internal i64 @{name}_compact(ptr %src, i64 %n, ptr %flags, ptr %dst, ptr %h,
+                                    ptr %nrand) alwaysinline nounwind {{
+entry:
+  br label %head
+head:
+  %i = phi i64 [ 0, %entry ], [ %i1, %next ]
+  %k = phi i64 [ 0, %entry ], [ %k2, %next ]
+  %more = icmp slt i64 %i, %n
+  br i1 %more, label %body, label %exit
+body:
+  %fp = getelementptr inbounds i8, ptr %flags, i64 %i
+  %f = load i8, ptr %fp
+  %on = icmp ne i8 %f, 0
+  br i1 %on, label %copy, label %next
+copy:
+  %so = mul i64 %i, 32
+  %s = getelementptr inbounds i8, ptr %src, i64 %so
+  %do = mul i64 %k, 32
+  %d = getelementptr inbounds i8, ptr %dst, i64 %do
+  %rec0 = load <4 x i64>, ptr %s, align 1
+  %op = extractelement <4 x i64> %rec0, i64 0
+  %opl = and i64 %op, 65535
+  %isr = icmp uge i64 %opl, 59
+  ; a random op with the default slot (in1 = 0) keeps drawing as at position i
+  %in1f = lshr i64 %op, 32
+  %in1v = and i64 %in1f, 65535
+  %dflt = icmp eq i64 %in1v, 0
+  %bind = and i1 %isr, %dflt
+  %ip1 = add i64 %i, 1
+  %ipsh = shl i64 %ip1, 32
+  %opb = or i64 %op, %ipsh
+  %op2 = select i1 %bind, i64 %opb, i64 %op
+  %rec = insertelement <4 x i64> %rec0, i64 %op2, i64 0
+  store <4 x i64> %rec, ptr %d, align 1
+  %nr = load i64, ptr %nrand
+  %nr1 = add i64 %nr, 1
+  %nr2 = select i1 %isr, i64 %nr1, i64 %nr
+  store i64 %nr2, ptr %nrand
+  call void @{name}_mix(ptr %h, <4 x i64> %rec)
+  %kk = add i64 %k, 1
+  br label %next
+next:
+  %k2 = phi i64 [ %k, %body ], [ %kk, %copy ]
+  %i1 = add i64 %i, 1
+  br label %head
+exit:
+  ret i64 %k
+}}
+
+define internal void @{name}_mix(ptr %h, <4 x i64> %rec) alwaysinline nounwind {{
+entry:
+  %hp1 = getelementptr inbounds i64, ptr %h, i64 1
+  %a = load i64, ptr %h
+  %b = load i64, ptr %hp1
+  %w0 = extractelement <4 x i64> %rec, i64 0
+  %w1 = extractelement <4 x i64> %rec, i64 1
+  %w2 = extractelement <4 x i64> %rec, i64 2
+  %w3 = extractelement <4 x i64> %rec, i64 3
+  %a0 = xor i64 %a, %w0
+  %a1 = call i64 @azc_mix(i64 %a0)
+  %a2 = xor i64 %a1, %w1
+  %a3 = call i64 @azc_mix(i64 %a2)
+  %a4 = xor i64 %a3, %w2
+  %a5 = call i64 @azc_mix(i64 %a4)
+  %a6 = xor i64 %a5, %w3
+  %a7 = call i64 @azc_mix(i64 %a6)
+  %b0 = add i64 %b, %w0
+  %b1 = call i64 @azc_mix(i64 %b0)
+  %b2 = add i64 %b1, %w1
+  %b3 = call i64 @azc_mix(i64 %b2)
+  %b4 = add i64 %b3, %w2
+  %b5 = call i64 @azc_mix(i64 %b4)
+  %b6 = add i64 %b5, %w3
+  %b7 = call i64 @azc_mix(i64 %b6)
+  store i64 %a7, ptr %h
+  store i64 %b7, ptr %hp1
+  ret void
+}}
+
+define void @{name}(ptr %progs_in, i64 %nprogs, ptr %code_in, ptr %code_out, ptr %progs_out,
+                    ptr %hashes, ptr %flags) nounwind {{
+entry:
+  %pin = alloca [3 x i64], align 8
+  %lin = alloca [3 x i64], align 8
+  %npin = alloca [3 x i64], align 8
+  %nlin = alloca [3 x i64], align 8
+  %outp = alloca [3 x i64], align 8
+  %outl = alloca [3 x i64], align 8
+  %h = alloca [2 x i64], align 8
+  %nrand = alloca i64, align 8
+  %outs = alloca [3 x i64], align 8
+  br label %phead
+phead:
+  %p = phi i64 [ 0, %entry ], [ %pnext, %pdone ]
+  %pmore = icmp slt i64 %p, %nprogs
+  br i1 %pmore, label %pbody, label %exit
+pbody:
+  %base = mul i64 %p, {PROG_WIDTH}
+  %din = getelementptr inbounds i64, ptr %progs_in, i64 %base
+  %dout = getelementptr inbounds i64, ptr %progs_out, i64 %base
+{_component_loads()}
+  store <3 x i64> zeroinitializer, ptr %pin, align 8
+  store <3 x i64> zeroinitializer, ptr %lin, align 8
+  br label %fix
+fix:
+  call void @{name}_outp(ptr %outp, ptr %pin, ptr %lin)
+  call void @{name}_copy3(ptr %npin, ptr %outp)
+  call void @{name}_backward(ptr %cp, i64 %np, ptr %npin, ptr null)
+  call void @{name}_harness(ptr %outl, ptr %npin)
+  call void @{name}_copy3(ptr %nlin, ptr %outl)
+  call void @{name}_backward(ptr %cl, i64 %nl, ptr %nlin, ptr null)
+  %s1 = call i1 @{name}_same(ptr %npin, ptr %pin)
+  %s2 = call i1 @{name}_same(ptr %nlin, ptr %lin)
+  %stable = and i1 %s1, %s2
+  call void @{name}_copy3(ptr %pin, ptr %npin)
+  call void @{name}_copy3(ptr %lin, ptr %nlin)
+  br i1 %stable, label %marks, label %fix
+marks:
+  ; flags: scratch of at least the longest component
+  call void @llvm.memset.p0.i64(ptr %flags, i8 0, i64 %nmax, i1 false)
+  %hp1 = getelementptr inbounds i64, ptr %h, i64 1
+  store i64 {s64(HASH_SEEDS[0])}, ptr %h
+  store i64 {s64(HASH_SEEDS[1])}, ptr %hp1
+  store i64 0, ptr %nrand
+  ; Setup
+  call void @{name}_harness(ptr %outs, ptr %pin)
+  call void @{name}_backward(ptr %cs, i64 %ns, ptr %outs, ptr %flags)
+  %ds = call ptr @{name}_dst(ptr %cs, ptr %code_in, ptr %code_out)
+  %ks = call i64 @{name}_compact(ptr %cs, i64 %ns, ptr %flags, ptr %ds, ptr %h, ptr %nrand)
+  call void @{name}_sep(ptr %h, i64 %ks)
+  call void @llvm.memset.p0.i64(ptr %flags, i8 0, i64 %nmax, i1 false)
+  ; Predict
+  call void @{name}_outp(ptr %outp, ptr %pin, ptr %lin)
+  call void @{name}_backward(ptr %cp, i64 %np, ptr %outp, ptr %flags)
+  %dp = call ptr @{name}_dst(ptr %cp, ptr %code_in, ptr %code_out)
+  %kp = call i64 @{name}_compact(ptr %cp, i64 %np, ptr %flags, ptr %dp, ptr %h, ptr %nrand)
+  call void @{name}_sep(ptr %h, i64 %kp)
+  call void @llvm.memset.p0.i64(ptr %flags, i8 0, i64 %nmax, i1 false)
+  ; Learn
+  call void @{name}_harness(ptr %outl, ptr %pin)
+  call void @{name}_backward(ptr %cl, i64 %nl, ptr %outl, ptr %flags)
+  %dl = call ptr @{name}_dst(ptr %cl, ptr %code_in, ptr %code_out)
+  %kl = call i64 @{name}_compact(ptr %cl, i64 %nl, ptr %flags, ptr %dl, ptr %h, ptr %nrand)
+  call void @{name}_sep(ptr %h, i64 %kl)
+{_descriptor_stores()}
+  %hout = getelementptr inbounds i64, ptr %hashes, i64 %p
+  %hout2 = getelementptr inbounds i64, ptr %hout, i64 %p
+  %ha = load i64, ptr %h
+  %hb = load i64, ptr %hp1
+  store i64 %ha, ptr %hout2
+  %hout3 = getelementptr inbounds i64, ptr %hout2, i64 1
+  store i64 %hb, ptr %hout3
+  br label %pdone
+pdone:
+  %pnext = add i64 %p, 1
+  br label %phead
+exit:
+  ret void
+}}
+
+define internal ptr @{name}_dst(ptr %c, ptr %in, ptr %out) alwaysinline nounwind {{
+entry:
+  %ci = ptrtoint ptr %c to i64
+  %ii = ptrtoint ptr %in to i64
+  %off = sub i64 %ci, %ii
+  %d = getelementptr inbounds i8, ptr %out, i64 %off
+  ret ptr %d
+}}
+
+define internal void @{name}_sep(ptr %h, i64 %k) alwaysinline nounwind {{
+entry:
+  %v = insertelement <4 x i64> <i64 -1, i64 -1, i64 -1, i64 -1>, i64 %k, i64 0
+  call void @{name}_mix(ptr %h, <4 x i64> %v)
+  ret void
+}}
+
+declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
+declare i64 @llvm.smax.i64(i64, i64)
+declare double @log(double) nounwind
+declare double @cos(double) nounwind
+declare double @llvm.sqrt.f64(double)
+"""
+
+
+def _component_loads() -> str:
+    lines = []
+    for i, c in enumerate("spl"):
+        lines += [f"  %c{c}.pp = getelementptr inbounds i64, ptr %din, i64 {2 * i}",
+                  f"  %c{c}.i = load i64, ptr %c{c}.pp",
+                  f"  %c{c} = inttoptr i64 %c{c}.i to ptr",
+                  f"  %n{c}.pp = getelementptr inbounds i64, ptr %din, i64 {2 * i + 1}",
+                  f"  %n{c} = load i64, ptr %n{c}.pp"]
+    lines += ["  %nm1 = call i64 @llvm.smax.i64(i64 %ns, i64 %np)",
+              "  %nmax = call i64 @llvm.smax.i64(i64 %nm1, i64 %nl)"]
+    return "\n".join(lines)
+
+
+def _descriptor_stores() -> str:
+    lines = []
+    for i, (c, k) in enumerate(zip("spl", ("%ks", "%kp", "%kl"))):
+        lines += [f"  %o{c}.pp = getelementptr inbounds i64, ptr %dout, i64 {2 * i}",
+                  f"  %o{c}.i = ptrtoint ptr %d{c} to i64",
+                  f"  store i64 %o{c}.i, ptr %o{c}.pp",
+                  f"  %o{c}.np = getelementptr inbounds i64, ptr %dout, i64 {2 * i + 1}",
+                  f"  store i64 {k}, ptr %o{c}.np"]
+    lines += ["  %orp = getelementptr inbounds i64, ptr %dout, i64 6",
+              "  %nrv = load i64, ptr %nrand",
+              "  store i64 %nrv, ptr %orp",
+              "  %otp = getelementptr inbounds i64, ptr %dout, i64 7",
+              "  %tot1 = add i64 %ks, %kp",
+              "  %tot = add i64 %tot1, %kl",
+              "  store i64 %tot, ptr %otp"]
+    return "\n".join(lines)
