@@ -26,7 +26,7 @@ from typing import Any
 
 from azc._runtime import predictor as rt
 from azc.backend import model as native
-from azc.backend.jit import Engine, Target, _lock, optimize_module, parse_ir
+from azc.backend.jit import LLVM_LOCK, Engine, Target, optimize_module, parse_ir
 from azc.errors import AzcError
 from azc.frontend import parse, parse_file
 from azc.interp import DEFAULT_MAX_ABS_ERROR
@@ -78,7 +78,7 @@ def jit_library(program: Program, memory: MemoryConfig, features: int) -> rt.Lib
                                cpu_features=target.features,
                                program_text=format_program(program))
     names = list(rt.PROTOTYPES)
-    with _lock:
+    with LLVM_LOCK:
         mod = parse_ir(text)
         optimize_module(mod, target, 3)
         engine = Engine(target, codegen_opt=3)

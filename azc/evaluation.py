@@ -76,8 +76,8 @@ def evaluate(program: Program | str, tasks: Task | Sequence[Task] | str,
     task_list = resolve_tasks(tasks)
     mem = resolve_memory(prog, task_list, memory)
     if backend == "jit":
-        from azc.backend import jit
-        results = jit.evaluate_tasks(prog, task_list, mem, seed=seed,
+        from azc.backend import cache
+        results = cache.evaluate_tasks(prog, task_list, mem, seed=seed,
                                      num_train=num_train_examples,
                                      max_abs_error=max_abs_error, record=record)
     else:

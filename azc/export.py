@@ -51,7 +51,7 @@ import numpy as np
 from azc._runtime import predictor as rt
 from azc.backend import model as native
 from azc.backend.contracts import Layout
-from azc.backend.jit import Target, _lock, optimize_module, parse_ir
+from azc.backend.jit import LLVM_LOCK, Target, optimize_module, parse_ir
 from azc.errors import ExportError
 from azc.frontend import parse, parse_file
 from azc.interp import DEFAULT_MAX_ABS_ERROR
@@ -126,7 +126,7 @@ def object_code(program: Program, memory: MemoryConfig, features: int, eval_type
                 target: Target) -> bytes:
     """Position-independent object code of the model, optimized with LLVM's O3 pipeline."""
     text = model_text(program, memory, features, eval_type, target)
-    with _lock:
+    with LLVM_LOCK:
         mod = parse_ir(text)
         optimize_module(mod, target, OPT_LEVEL)
         machine = target.machine(opt=OPT_LEVEL, reloc="pic", codemodel="default")

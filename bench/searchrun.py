@@ -18,7 +18,7 @@ def timed_search(config: str, seed: int, individuals: int, use_kernels: bool | N
     experiment, run as the driver runs it (collector paused); `use_kernels` overrides
     the tier choice."""
     run = Run(load_config(config), seed)
-    run._start_search()
+    run.start_search()
     evo, ev = run.evo, run.evaluator
     assert evo is not None and ev is not None
     if use_kernels is not None:

@@ -188,7 +188,7 @@ def test_compiled_task_loops_never_change_a_search() -> None:
 
     def search(kernels: bool) -> tuple:
         run = Run(load_config("baseline"), 3)
-        run._start_search()
+        run.start_search()
         evo, ev = run.evo, run.evaluator
         assert evo is not None and ev is not None
         ev.use_kernels = kernels

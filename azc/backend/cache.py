@@ -20,6 +20,8 @@ carry a checksum over key and content, are written atomically, and are
 bounded in total bytes (least recently used first); a missing, truncated or
 corrupt file is a miss (and is replaced), never a crash: LLVM is only ever
 handed object code whose checksum holds.
+
+`evaluate_tasks` evaluates a program on tasks with the default cache's kernels.
 """
 
 from __future__ import annotations
@@ -29,12 +31,16 @@ import os
 import tempfile
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from azc.backend.jit import Compiler, Engine, Kernel
 from azc.errors import JitError
+from azc.interp import DEFAULT_MAX_ABS_ERROR
 from azc.ir import MemoryConfig, Program, structural_hash
+from azc.results import TaskResult
+from azc.tasks.task import Task
 
 
 @dataclass
@@ -382,3 +388,22 @@ def default_cache() -> KernelCache:
 def now() -> float:
     """Seconds on a monotonic clock (for compile-time counters)."""
     return time.perf_counter()
+
+
+def evaluate_tasks(program: Program, tasks: Sequence[Task], memory: MemoryConfig, *,
+                   seed: int = 0, num_train: int | None = None,
+                   max_abs_error: float = DEFAULT_MAX_ABS_ERROR, record: bool = False,
+                   record_errors: bool = False) -> list[TaskResult]:
+    """Evaluate a program on tasks with compiled kernels (one per feature size)."""
+    cache = default_cache()
+    results: list[TaskResult | None] = [None] * len(tasks)
+    by_f: dict[int, list[int]] = {}
+    for i, t in enumerate(tasks):
+        by_f.setdefault(t.features, []).append(i)
+    for F, idx in by_f.items():
+        kernel = cache.kernel(program, F)
+        out = kernel.run([tasks[i] for i in idx], seed=seed, max_abs_error=max_abs_error,
+                         num_train=num_train, record=record, record_errors=record_errors)
+        for i, r in zip(idx, out):
+            results[i] = r
+    return [r for r in results if r is not None]

@@ -55,7 +55,7 @@ KERNEL_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctype
 RUNNER_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
                                     ctypes.c_int64, ctypes.c_int64)
 
-_lock = threading.RLock()
+LLVM_LOCK = threading.RLock()  # LLVM calls are serialized: one lock for all callers
 _initialized = False
 
 
@@ -63,7 +63,7 @@ def _llvm():
     """llvmlite.binding, with the native target initialized once."""
     global _initialized
     import llvmlite.binding as llvm
-    with _lock:
+    with LLVM_LOCK:
         if not _initialized:
             llvm.initialize_native_target()
             llvm.initialize_native_asmprinter()
@@ -157,7 +157,7 @@ class Engine:
         """Add an optimized module holding `kernels` kernels; the named functions' addresses."""
         if self.closed:
             raise JitError("engine already closed")
-        with _lock:
+        with LLVM_LOCK:
             self._contexts.append(getattr(module, "_context", None))
             self._engine.add_module(module)
             self._engine.finalize_object()
@@ -178,7 +178,7 @@ class Engine:
         if self.closed:
             raise JitError("engine already closed")
         llvm = _llvm()
-        with _lock:
+        with LLVM_LOCK:
             self._engine.add_object_file(llvm.ObjectFileRef.from_data(data))
             self._engine.finalize_object()
             addrs = [self._engine.get_function_address(n) for n in names]
@@ -192,7 +192,7 @@ class Engine:
         """Free all native code of this engine."""
         if not self.closed:
             self.closed = True
-            with _lock:
+            with LLVM_LOCK:
                 self._engine.close()
                 self._contexts.clear()
 
@@ -454,7 +454,7 @@ class Compiler:
         memory per cached kernel.
         """
         start = time.perf_counter()
-        with _lock:
+        with LLVM_LOCK:
             data = self._emit(text)
             engine = self._engine()
             addrs = engine.add_object(data, names, kernels)
@@ -502,7 +502,7 @@ class Compiler:
 
     def _emit(self, text: str) -> bytes:
         """Parse, optimize and generate the object code of a module."""
-        with _lock:
+        with LLVM_LOCK:
             mod = parse_ir(text)
             optimize_module(mod, self.target, self.opt)
             if self._emitter is None:
@@ -523,7 +523,7 @@ class Compiler:
     def _add_object(self, data: bytes, memory: MemoryConfig, features: int,
                     key: str) -> Kernel:
         name = kernel_symbol(key)
-        with _lock:
+        with LLVM_LOCK:
             engine = self._engine()
             addrs = engine.add_object(data, [name, f"{name}_run"])
         return Kernel(key, features, addrs[0], addrs[1], engine, 0.0, memory)
@@ -544,7 +544,7 @@ class Compiler:
         text = kernel_module(program, MemoryConfig.fitting(program), features)
         if not optimized:
             return text
-        with _lock:
+        with LLVM_LOCK:
             mod = parse_ir(text)
             optimize_module(mod, self.target, max(self.opt, 1))
         return str(mod)
@@ -552,7 +552,7 @@ class Compiler:
     def assembly(self, program: Program, features: int) -> str:
         """The native assembly of a program's kernel."""
         text = kernel_module(program, MemoryConfig.fitting(program), features)
-        with _lock:
+        with LLVM_LOCK:
             mod = parse_ir(text)
             optimize_module(mod, self.target, max(self.opt, 1))
             return self.target.machine(opt=self.codegen_opt).emit_assembly(mod)
@@ -567,23 +567,3 @@ def default_compiler() -> Compiler:
     if _default is None:
         _default = Compiler()
     return _default
-
-
-def evaluate_tasks(program: Program, tasks: Sequence[Task], memory: MemoryConfig, *,
-                   seed: int = 0, num_train: int | None = None,
-                   max_abs_error: float = DEFAULT_MAX_ABS_ERROR, record: bool = False,
-                   record_errors: bool = False) -> list[TaskResult]:
-    """Evaluate a program on tasks with compiled kernels (one per feature size)."""
-    from azc.backend.cache import default_cache
-    cache = default_cache()
-    results: list[TaskResult | None] = [None] * len(tasks)
-    by_f: dict[int, list[int]] = {}
-    for i, t in enumerate(tasks):
-        by_f.setdefault(t.features, []).append(i)
-    for F, idx in by_f.items():
-        kernel = cache.kernel(program, F)
-        out = kernel.run([tasks[i] for i in idx], seed=seed, max_abs_error=max_abs_error,
-                         num_train=num_train, record=record, record_errors=record_errors)
-        for i, r in zip(idx, out):
-            results[i] = r
-    return [r for r in results if r is not None]

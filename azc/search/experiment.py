@@ -46,20 +46,12 @@ from azc.passes import optimize
 from azc.printer import format_program
 from azc.results import combine
 from azc.search import collector
-from azc.search.budget import TrainBudget
 from azc.search.collector import paused_collector
 from azc.search.config import ExperimentConfig, load_config
 from azc.search.evaluator import SearchEvaluator
 from azc.search.evolution import RegularizedEvolution
-from azc.search.generator import (
-    Generator,
-    InitialPopulation,
-    linear_algorithm,
-    neural_net_algorithm,
-    padded,
-)
-from azc.search.mutator import Mutator
 from azc.search.random import SearchRandom
+from azc.search.search import Search
 from azc.tasks.spec import TaskSpec, build_tasks, randomize_seeds
 from azc.tasks.task import Task
 
@@ -90,15 +82,6 @@ class EvolveResult:
     def succeeded(self) -> bool:
         """Whether the select fitness reached the configuration's sufficient fitness."""
         return self.stopped == "sufficient_fitness"
-
-
-def _budget(config: ExperimentConfig, space) -> TrainBudget | None:
-    if config.train_budget is None:
-        return None
-    kind = config.train_budget.baseline
-    base = (linear_algorithm() if kind is InitialPopulation.LINEAR_ALGORITHM
-            else neural_net_algorithm())
-    return TrainBudget(padded(base, config.size_init), config.train_budget.threshold_factor)
 
 
 def evaluate_candidate(program: Program, tasks: list[Task], memory: MemoryConfig, seed: int,
@@ -173,14 +156,15 @@ class Run:
         self.__dict__.update(state)
         self.evaluator = self.evo = None
         if evo_state is not None:
-            self._start_search(resuming=True)
+            self.start_search(resuming=True)
             assert self.evaluator is not None and self.evo is not None
             self.evaluator.restore(evaluator_state)
             self.evo.restore(evo_state)
 
     # --- one search experiment ---------------------------------------------------------
 
-    def _start_search(self, resuming: bool = False) -> None:
+    def start_search(self, resuming: bool = False) -> None:
+        """Start a search experiment (`resuming`: on the search tasks already drawn)."""
         cfg = self.config
         if not resuming:
             specs = list(cfg.search_tasks)
@@ -188,17 +172,8 @@ class Run:
                 specs = randomize_seeds(specs, self.rnd.seed64())
             self.search_specs = specs
         assert self.search_specs is not None
-        tasks = build_tasks(self.search_specs)
-        features = tasks[0].features
-        space = cfg.space(features)
-        self.evaluator = SearchEvaluator(tasks, cfg.memory, fec=cfg.fec,
-                                         budget=_budget(cfg, space),
-                                         max_abs_error=cfg.max_abs_error,
-                                         combination=cfg.combination)
-        self.evo = RegularizedEvolution(
-            cfg.population_size, cfg.tournament_size, Generator(space, cfg.initial_population),
-            Mutator(space, list(cfg.mutation_types), cfg.mutate_prob, cfg.constant_mutation),
-            self.evaluator, self.rnd, cfg.batch_size)
+        search = Search.build(cfg, self.search_specs, self.rnd)
+        self.evaluator, self.evo = search.evaluator, search.evo
 
     def _finish_search(self) -> None:
         """Score the experiment's candidate on the select tasks; keep the best."""
@@ -448,7 +423,7 @@ def _loop(run: Run, reporter: _Reporter, out: Path | None, limit_individuals: in
             run.stopped = "interrupted"
             return
         if run.evo is None:
-            run._start_search()
+            run.start_search()
             assert run.evo is not None and run.evaluator is not None
             run.evo.initialize()
             run.individuals += cfg.population_size

@@ -27,6 +27,7 @@ from azc.errors import AzcError
 from azc.ir import Program
 from azc.search.collector import paused_collector
 from azc.search.random import SearchRandom
+from azc.search.search import Search
 
 
 @dataclass
@@ -50,30 +51,27 @@ class Island:
     """One population with its own random source: the code that runs in a worker."""
 
     def __init__(self, config, seed: int, search_specs: list, state: dict | None = None):
-        from azc.search.experiment import Run
-        self.run = Run(config, seed)
-        self.run.search_specs = search_specs
-        self.run._start_search(resuming=True)
-        assert self.run.evo is not None and self.run.evaluator is not None
+        self.rnd = SearchRandom(seed)
+        self.search = Search.build(config, search_specs, self.rnd)
         if state is None:
-            self.run.evo.initialize()
-            self.steps_init = self.run.evaluator.counters.train_steps
+            self.search.evo.initialize()
+            self.steps_init = self.search.evaluator.counters.train_steps
         else:
-            self.run.rnd = state["rnd"]
-            self.run.evo.rnd = state["rnd"]
-            self.run.evaluator.restore(state["evaluator"])
-            self.run.evo.restore(state["evo"])
+            self.rnd = state["rnd"]
+            self.search.evo.rnd = state["rnd"]
+            self.search.evaluator.restore(state["evaluator"])
+            self.search.evo.restore(state["evo"])
             self.steps_init = state["steps_init"]
 
     def advance(self, generations: int) -> IslandReport:
         """Run whole generations; then a report with half the population as migrants."""
-        evo, ev = self.run.evo, self.run.evaluator
-        assert evo is not None and ev is not None and evo.population is not None
+        evo, ev = self.search.evo, self.search.evaluator
+        assert evo.population is not None
         with paused_collector():
             for _ in range(generations):
                 evo.generation()
         pop = evo.population
-        rnd = self.run.rnd
+        rnd = self.rnd
         order = _permutation(rnd, len(pop.programs))
         half = order[: len(order) // 2]
         _, best, best_fit = pop.best()
@@ -85,19 +83,18 @@ class Island:
 
     def receive(self, migrants: list[tuple[Program, float]]) -> None:
         """Replace a random half of the population with migrants."""
-        evo = self.run.evo
+        evo = self.search.evo
         assert evo is not None and evo.population is not None
         pop = evo.population
-        slots = _permutation(self.run.rnd, len(pop.programs))[: len(migrants)]
+        slots = _permutation(self.rnd, len(pop.programs))[: len(migrants)]
         for slot, (prog, fit) in zip(slots, migrants):
             pop.programs[slot] = prog
             pop.fitness[slot] = fit
 
     def state(self) -> dict:
         """Everything needed to continue this island exactly."""
-        assert self.run.evo is not None and self.run.evaluator is not None
-        return {"rnd": self.run.rnd, "evaluator": self.run.evaluator.state(),
-                "evo": self.run.evo.state(), "steps_init": self.steps_init}
+        return {"rnd": self.rnd, "evaluator": self.search.evaluator.state(),
+                "evo": self.search.evo.state(), "steps_init": self.steps_init}
 
 
 def _permutation(rnd: SearchRandom, n: int) -> list[int]:
