@@ -48,9 +48,10 @@ from typing import Any
 
 import numpy as np
 
+from azc import interp
 from azc._runtime import predictor as rt
 from azc.backend import model as native
-from azc.backend.contracts import Layout
+from azc.backend.contracts import Layout, StateWord
 from azc.backend.jit import LLVM_LOCK, Target, optimize_module, parse_ir
 from azc.errors import ExportError
 from azc.frontend import parse, parse_file
@@ -58,7 +59,7 @@ from azc.interp import DEFAULT_MAX_ABS_ERROR
 from azc.ir import MemoryConfig, Program, verify
 from azc.printer import format_program
 from azc.resources import example_file, runtime_file
-from azc.results import MIN_FITNESS, flip_and_squash
+from azc.results import MIN_FITNESS
 from azc.tasks.task import EvalType, Task
 
 LIBRARY = rt.LIBRARY
@@ -175,29 +176,21 @@ class FitReport:
 
 def validation_fitness(s1: np.ndarray, proba: np.ndarray | None, labels: np.ndarray,
                        eval_type: EvalType, max_abs_error: float) -> tuple[float, int]:
-    """(fitness, examples validated) of one validation pass, as azc.interp computes it.
+    """(fitness, examples validated) of one validation pass of the library, by the
+    reference's rules (`azc.interp.validation_error`, `validation_fitness`).
 
     Validation stops at the first error that is NaN or above `max_abs_error`
     (fitness 0); the loss is summed in order and divided by the full size.
     """
+    accuracy = eval_type is EvalType.ACCURACY
     loss = 0.0
     for j in range(len(labels)):
-        y = float(labels[j])
-        if eval_type is EvalType.ACCURACY:
-            assert proba is not None
-            p = float(proba[j])
-            err = math.inf if (p > 1.0 or p < 0.0) else (0.0 if (y > 0.5) == (p > 0.5)
-                                                         else 1.0)
-            loss += err
-        else:
-            err = y - float(s1[j])
-            loss += err * err
+        p = float(proba[j]) if accuracy and proba is not None else None
+        err, term = interp.validation_error(float(labels[j]), float(s1[j]), accuracy, p)
+        loss += term
         if math.isnan(abs(err)) or abs(err) > max_abs_error:
             return MIN_FITNESS, j + 1
-    loss /= len(labels)
-    if eval_type is EvalType.ACCURACY:
-        return 1.0 - loss, len(labels)
-    return flip_and_squash(math.sqrt(loss)), len(labels)
+    return interp.validation_fitness(loss, len(labels), accuracy), len(labels)
 
 
 def protocol_fit(lib: rt.Library, task: Task, seed: int,
@@ -226,7 +219,7 @@ def protocol_fit(lib: rt.Library, task: Task, seed: int,
             if epoch == 0:
                 best = MIN_FITNESS
             break
-        header[6] = epoch * nv
+        header[StateWord.PREDICT_COUNT] = epoch * nv
         trial = state.copy()
         s1, proba = lib.predict(trial, task.valid_x, proba=True)
         fitness, done = validation_fitness(s1, proba, task.valid_y, eval_type, max_abs_error)
@@ -235,8 +228,8 @@ def protocol_fit(lib: rt.Library, task: Task, seed: int,
         else:  # validation stopped at example done - 1: run just those on the state
             lib.predict(state, np.ascontiguousarray(task.valid_x[:done]))
         best = max(fitness, best)
-    report = FitReport(task.name, best, int(header[5]), stopped, task.num_train_epochs,
-                       task.num_train, nv, seed)
+    report = FitReport(task.name, best, int(header[StateWord.TRAIN_STEPS]), stopped,
+                       task.num_train_epochs, task.num_train, nv, seed)
     return state, report
 
 

@@ -158,25 +158,13 @@ class Executor:
             self.run(Component.PREDICT, rng.KIND_VALID, epoch * nv + j)
             s1 = float(mem.s[1])
             self.valid_predictions.append(s1)
-            y = float(task.valid_y[j])
-            if accuracy:
-                p = sigmoid(s1)
-                if p > 1.0 or p < 0.0:
-                    err = math.inf
-                else:
-                    err = 0.0 if (y > 0.5) == (p > 0.5) else 1.0
-                loss += err
-            else:
-                err = y - s1
-                loss += err * err
+            err, term = validation_error(float(task.valid_y[j]), s1, accuracy)
+            loss += term
             if math.isnan(abs(err)) or abs(err) > self.max_abs_error:
                 return MIN_FITNESS
             if errors is not None:
                 errors.append(abs(err))
-        loss /= nv
-        if accuracy:
-            return 1.0 - loss
-        return flip_and_squash(math.sqrt(loss))
+        return validation_fitness(loss, nv, accuracy)
 
     def execute(self, num_train: int | None = None, num_valid: int | None = None,
                 train_errors: list[float] | None = None,
@@ -203,6 +191,35 @@ class Executor:
             epoch += 1
             train_errors = valid_errors = None  # errors are kept for the first epoch only
         return best
+
+
+def validation_error(y: float, s1: float, accuracy: bool,
+                     proba: float | None = None) -> tuple[float, float]:
+    """(error, loss term) of one validation example with label `y` and prediction `s1`.
+
+    Regression: the error y - s1, its square added to the loss.  Accuracy: the
+    probability p = sigmoid(s1) (or `proba`); the error is inf when p is outside
+    [0, 1], else 0 when (y > 0.5) == (p > 0.5) and 1 otherwise, added as it is.
+    Validation stops (fitness 0) at an error whose magnitude is NaN or above the
+    bound.
+    """
+    if accuracy:
+        p = sigmoid(s1) if proba is None else proba
+        if p > 1.0 or p < 0.0:
+            return math.inf, math.inf
+        err = 0.0 if (y > 0.5) == (p > 0.5) else 1.0
+        return err, err
+    err = y - s1
+    return err, err * err
+
+
+def validation_fitness(loss: float, num_valid: int, accuracy: bool) -> float:
+    """The fitness of a validation pass that ran to the end with summed `loss` over its
+    `num_valid` examples: 1 - loss/Nv for accuracy, flip_and_squash(RMSE) otherwise."""
+    loss /= num_valid
+    if accuracy:
+        return 1.0 - loss
+    return flip_and_squash(math.sqrt(loss))
 
 
 def evaluate_task(program: Program, task: Task, memory: MemoryConfig, *, seed: int = 0,

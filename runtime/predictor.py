@@ -282,7 +282,8 @@ class Library:
         """LibraryError unless the state belongs to this library."""
         header = state[:STATE_WORDS].view(np.uint64) if state.size >= STATE_WORDS else None
         if (state.dtype != np.float64 or state.size != self.state_words or header is None
-                or int(header[0]) != MAGIC or int(header[1]) != ABI_VERSION):
+                or int(header[STATE_FIELDS.index("magic")]) != MAGIC
+                or int(header[STATE_FIELDS.index("abi_version")]) != ABI_VERSION):
             raise LibraryError(f"the model state ({state.size} words) does not belong to "
                                f"{self.origin} (state of {self.state_words} words, ABI "
                                f"{ABI_VERSION})")

@@ -43,10 +43,13 @@ M2 = 0x94D049BB133111EB
 TWO_PI = 6.283185307179586
 SCALE = 2.0 ** -52
 
+# The kinds of component run, and the bits they take in an execution id: the one
+# definition, for the Python side and for generated code (azc.backend.contracts.ExecKind).
 KIND_SETUP = 0
 KIND_PREDICT = 1
 KIND_LEARN = 2
 KIND_VALID = 3
+KIND_BITS = 2
 
 
 def mix(z: int) -> int:
@@ -71,7 +74,7 @@ def task_key(seed: int, task: int) -> int:
 
 def exec_id(kind: int, index: int) -> int:
     """The id of one component run (see the module docstring)."""
-    return ((index << 2) | kind) & MASK
+    return ((index << KIND_BITS) | kind) & MASK
 
 
 def exec_key(k_task: int, exec_id_: int) -> int:

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 import azc
 from azc import cli
 from azc.backend import model as native
-from azc.backend.contracts import Layout
+from azc.backend.contracts import STATE_HEADER, Layout, ModelStatus
 from azc.backend.jit import Target
 from azc.errors import ExportError
 from azc.estimator import Estimator, jit_library
@@ -90,6 +90,10 @@ def test_the_loader_speaks_the_backend_abi() -> None:
     assert rt.INFO_INT_FIELDS == native.INFO_INT_FIELDS
     assert rt.INFO_STR_FIELDS == native.INFO_STR_FIELDS
     assert set(rt.PROTOTYPES) <= set(native.EXPORTED)
+    assert (rt.RMS_ERROR, rt.ACCURACY) == (EvalType.RMS_ERROR, EvalType.ACCURACY)
+    assert (rt.STATUS_OK, rt.STATUS_STOPPED, rt.STATUS_BADSTATE, rt.STATUS_EINVAL) == (
+        ModelStatus.OK, ModelStatus.STOPPED, ModelStatus.EBADSTATE, ModelStatus.EINVAL)
+    assert rt.STATE_WORDS * 8 == STATE_HEADER
     header = runtime_file("model.h").read_text()
     assert f"#define AZC_MODEL_ABI_VERSION {native.ABI_VERSION}" in header
     assert f"0x{native.MAGIC:016X}ULL" in header

@@ -3,7 +3,9 @@
 The memory layout (`Layout`), the task descriptor (`TaskField`), the per-task
 outputs (`OutField`), the native interpreter's program descriptor (`ProgSlot`),
 the encoded instruction record (`RecordField`, defined with `Instr` in azc.ir)
-and the execution kinds that key random draws (`ExecKind`).  The IR generators
+the execution kinds that key random draws (`ExecKind`), and an exported
+model's state header and status codes (`StateWord`, `ModelStatus`; the eval
+types are `azc.tasks.task.EvalType`).  The IR generators
 and the Python side (the ctypes buffers they exchange) both use these names;
 no slot or offset of them is written as a number anywhere else.
 """
@@ -15,6 +17,7 @@ from enum import IntEnum
 
 import numpy as np
 
+from azc._runtime import rng
 from azc.ir import RECORD_SIZE, Component, MemoryConfig, RecordField
 from azc.ops import Kind
 
@@ -28,11 +31,14 @@ __all__ = [
     "PAIR_SHAPE",
     "PROG_WIDTH",
     "RECORD_FIELDS",
+    "STATE_HEADER",
     "ExecKind",
     "Layout",
+    "ModelStatus",
     "OutField",
     "ProgSlot",
     "RecordField",
+    "StateWord",
     "TaskField",
 ]
 
@@ -121,15 +127,43 @@ CODE_RECORD = RECORD_SIZE  # bytes per encoded instruction (an azc.ir.Instr)
 
 
 class ExecKind(IntEnum):
-    """What one execution of a component is, in the key of its random draws."""
+    """What one execution of a component is, in the key of its random draws (the values
+    are the random generator's, `runtime/rng.py`)."""
 
-    SETUP = 0
-    TRAIN_PREDICT = 1
-    LEARN = 2
-    VALID_PREDICT = 3
+    SETUP = rng.KIND_SETUP
+    TRAIN_PREDICT = rng.KIND_PREDICT
+    LEARN = rng.KIND_LEARN
+    VALID_PREDICT = rng.KIND_VALID
 
 
-EXEC_KIND_BITS = 2  # an execution id is (example id << EXEC_KIND_BITS) | ExecKind
+EXEC_KIND_BITS = rng.KIND_BITS  # an execution id is (example id << EXEC_KIND_BITS) | ExecKind
+
+
+class StateWord(IntEnum):
+    """The header of an exported model's state (`azc.backend.model`): one 64-bit word
+    each, then the memory buffer.  The exported loader (`runtime/predictor.py`) keeps
+    a copy of the names, pinned by a test."""
+
+    MAGIC = 0
+    ABI_VERSION = 1
+    SEED = 2
+    EVAL_TYPE = 3
+    SETUP_DONE = 4
+    TRAIN_STEPS = 5
+    PREDICT_COUNT = 6
+    STOPPED = 7
+
+
+STATE_HEADER = 8 * len(StateWord)  # bytes before a model state's memory buffer
+
+
+class ModelStatus(IntEnum):
+    """What azc_model_init / fit / predict return (the AZC_* codes of model.h)."""
+
+    OK = 0
+    STOPPED = 1
+    EBADSTATE = -1
+    EINVAL = -2
 
 
 def _align(n: int, to: int) -> int:

@@ -34,28 +34,35 @@ This module produces text only; it never imports llvmlite.
 
 from __future__ import annotations
 
-from azc.backend.contracts import Layout
+from azc.backend.contracts import STATE_HEADER, ExecKind, Layout, ModelStatus, StateWord
 from azc.backend.emitters import declarations, op_function, rng_functions
+from azc.backend.irtext import s64
 from azc.backend.kernels import component_function
+from azc.backend.protocol import (
+    Lanes,
+    exec_key,
+    learn_example,
+    predict_example,
+    sigmoid,
+    train_check,
+)
 from azc.ir import MemoryConfig, Program
 from azc.ops import OPS, Kind
+from azc.tasks.task import EvalType
 
 ABI_VERSION = 1
 MAGIC = int.from_bytes(b"AZCMODEL", "little")
-# The state header: one 64-bit word each, then the memory buffer.
-STATE_FIELDS = ("magic", "abi_version", "seed", "eval_type", "setup_done", "train_steps",
-                "predict_count", "stopped")
-STATE_HEADER = 8 * len(STATE_FIELDS)
+# The state header (`StateWord`): one 64-bit word each, then the memory buffer.
+STATE_FIELDS = tuple(w.name.lower() for w in StateWord)
 # azc_model_info: these int64 fields, then these strings (const char *).
 INFO_INT_FIELDS = ("abi_version", "features", "scalars", "vectors", "matrices", "memory_size",
                    "state_size", "eval_type", "uses_random", "predict_random", "vector_base",
                    "vector_stride", "matrix_base", "matrix_stride")
 INFO_STR_FIELDS = ("triple", "cpu", "cpu_features", "program")
-# Status codes of azc_model_init / fit / predict.
-STATUS = {"AZC_OK": 0, "AZC_STOPPED": 1, "AZC_EBADSTATE": -1, "AZC_EINVAL": -2}
+# Status codes of azc_model_init / fit / predict, by their names in model.h.
+STATUS = {f"AZC_{s.name}": int(s) for s in ModelStatus}
 EXPORTED = ("azc_model_info", "azc_model_state_size", "azc_model_init", "azc_model_new",
             "azc_model_free", "azc_model_fit", "azc_model_predict")
-RMS_ERROR, ACCURACY = 1, 4
 
 
 def state_size(layout: Layout) -> int:
@@ -113,20 +120,20 @@ def model_module(program: Program, memory: MemoryConfig, features: int, *, eval_
                           [f"ptr @azm.str.{n}" for n in INFO_STR_FIELDS])
     parts.append(f"@azm.info = private constant {info_type} {{ {info_vals} }}, align 8\n")
 
-    hdr = {name: i for i, name in enumerate(STATE_FIELDS)}
-    fit_start = _checked_start(("x", "y"), nbytes, hdr["seed"])
-    predict_start = _checked_start(("x",), nbytes, hdr["seed"])
+    fit_start = _checked_start(("x", "y"), nbytes, StateWord.SEED)
+    predict_start = _checked_start(("x",), nbytes, StateWord.SEED)
     aligned_total = -(-total // 64) * 64
-    sig_lines = """
-define internal double @azm_sigmoid(double %x) alwaysinline nounwind {
-  %n = fneg double %x
-  %e = call double @exp(double %n)
-  %d = fadd double 1.0, %e
-  %r = fdiv double 1.0, %d
-  ret double %r
-}
-"""
-    parts.append(sig_lines)
+    one = Lanes(1, F)  # one task, its rows streamed by the caller
+
+    def call(comp: str, kind: ExecKind, index: str, tag: str) -> str:
+        key, lines = exec_key(kind, index, tag)
+        return f"{lines}  call void @azm_{comp}(ptr %mem, i64 {key})"
+    setup_call = call("setup", ExecKind.SETUP, "0", "xs")
+    train_predict = predict_example(one, "%xv", "%s1",
+                                    call("predict", ExecKind.TRAIN_PREDICT, "%t", "xp"))
+    learn = learn_example(one, "%xv", "%yv", call("learn", ExecKind.LEARN, "%t", "xl"))
+    valid_predict = predict_example(one, "%xv", "%s1",
+                                    call("predict", ExecKind.VALID_PREDICT, "%c", "xv"))
     parts.append(f"""
 declare ptr @aligned_alloc(i64, i64) nounwind
 declare void @free(ptr) nounwind
@@ -152,9 +159,9 @@ entry:
   br i1 %null, label %no, label %check
 check:
   %magic = load i64, ptr %st, align 8
-  %pv = getelementptr inbounds i64, ptr %st, i64 {hdr["abi_version"]}
+  %pv = getelementptr inbounds i64, ptr %st, i64 {StateWord.ABI_VERSION:d}
   %abi = load i64, ptr %pv, align 8
-  %m.ok = icmp eq i64 %magic, {_s64(MAGIC)}
+  %m.ok = icmp eq i64 %magic, {s64(MAGIC)}
   %a.ok = icmp eq i64 %abi, {ABI_VERSION}
   %ok = and i1 %m.ok, %a.ok
   ret i1 %ok
@@ -169,22 +176,22 @@ entry:
 type:
   %is0 = icmp eq i64 %evaltype, 0
   %et = select i1 %is0, i64 {eval_type}, i64 %evaltype
-  %is1 = icmp eq i64 %et, {RMS_ERROR}
-  %is4 = icmp eq i64 %et, {ACCURACY}
+  %is1 = icmp eq i64 %et, {EvalType.RMS_ERROR:d}
+  %is4 = icmp eq i64 %et, {EvalType.ACCURACY:d}
   %okt = or i1 %is1, %is4
   br i1 %okt, label %init, label %bad
 init:
   call void @llvm.memset.p0.i64(ptr align 8 %st, i8 0, i64 {total}, i1 false)
-  store i64 {_s64(MAGIC)}, ptr %st, align 8
-  %pa = call ptr @azm_word(ptr %st, i64 {hdr["abi_version"]})
+  store i64 {s64(MAGIC)}, ptr %st, align 8
+  %pa = call ptr @azm_word(ptr %st, i64 {StateWord.ABI_VERSION:d})
   store i64 {ABI_VERSION}, ptr %pa, align 8
-  %ps = call ptr @azm_word(ptr %st, i64 {hdr["seed"]})
+  %ps = call ptr @azm_word(ptr %st, i64 {StateWord.SEED:d})
   store i64 %seed, ptr %ps, align 8
-  %pe = call ptr @azm_word(ptr %st, i64 {hdr["eval_type"]})
+  %pe = call ptr @azm_word(ptr %st, i64 {StateWord.EVAL_TYPE:d})
   store i64 %et, ptr %pe, align 8
-  ret i32 0
+  ret i32 {ModelStatus.OK:d}
 bad:
-  ret i32 -2
+  ret i32 {ModelStatus.EINVAL:d}
 }}
 
 define ptr @azc_model_new(i64 %seed) nounwind {{
@@ -207,13 +214,12 @@ define void @azc_model_free(ptr %st) nounwind {{
 ; run Setup on the memory unless the state says it ran
 define internal void @azm_setup_once(ptr %st, ptr %mem, i64 %ktask) alwaysinline nounwind {{
 entry:
-  %pd = call ptr @azm_word(ptr %st, i64 {hdr["setup_done"]})
+  %pd = call ptr @azm_word(ptr %st, i64 {StateWord.SETUP_DONE:d})
   %done = load i64, ptr %pd, align 8
   %need = icmp eq i64 %done, 0
   br i1 %need, label %run, label %exit
 run:
-  %k = call i64 @azc_exec_key(i64 %ktask, i64 0)
-  call void @azm_setup(ptr %mem, i64 %k)
+{setup_call}
   store i64 1, ptr %pd, align 8
   br label %exit
 exit:
@@ -230,12 +236,12 @@ zero:
   store i64 0, ptr %trained, align 8
   br label %check
 check:
-{fit_start}  %pet = call ptr @azm_word(ptr %st, i64 {hdr["eval_type"]})
+{fit_start}  %pet = call ptr @azm_word(ptr %st, i64 {StateWord.EVAL_TYPE:d})
   %et = load i64, ptr %pet, align 8
-  %acc = icmp eq i64 %et, {ACCURACY}
+  %acc = icmp eq i64 %et, {EvalType.ACCURACY:d}
   %ktask = call i64 @azc_task_key(i64 %seed, i64 0)
   call void @azm_setup_once(ptr %st, ptr %mem, i64 %ktask)
-  %pt = call ptr @azm_word(ptr %st, i64 {hdr["train_steps"]})
+  %pt = call ptr @azm_word(ptr %st, i64 {StateWord.TRAIN_STEPS:d})
   %t0 = load i64, ptr %pt, align 8
   %v0.p = getelementptr inbounds double, ptr %mem, i64 {voff}
   %s1.p = getelementptr inbounds double, ptr %mem, i64 1
@@ -249,32 +255,13 @@ body:
   %xo = mul i64 %i, {F}
   %xp = getelementptr inbounds double, ptr %x, i64 %xo
   %xv = load {vt}, ptr %xp, align 8
-  store {vt} %xv, ptr %v0.p, align 8
-  store double 0.0, ptr %mem, align 8
-  %tsh = shl i64 %t, 2
-  %pid = or i64 %tsh, 1
-  %kp = call i64 @azc_exec_key(i64 %ktask, i64 %pid)
-  call void @azm_predict(ptr %mem, i64 %kp)
-  %s1 = load double, ptr %s1.p, align 8
-  br i1 %acc, label %sig, label %checked
-sig:
-  %sg = call double @azm_sigmoid(double %s1)
-  store double %sg, ptr %s1.p, align 8
-  br label %checked
-checked:
-  %s1b = phi double [ %s1, %body ], [ %sg, %sig ]
   %yp = getelementptr inbounds double, ptr %y, i64 %i
   %yv = load double, ptr %yp, align 8
-  %diff = fsub double %yv, %s1b
-  %err = call double @llvm.fabs.f64(double %diff)
-  %stop = fcmp ugt double %err, %maxerr
-  br i1 %stop, label %stopped, label %learn
+{train_predict}
+{train_check(one, "%yv", "%s1", "body", False)}
+  br i1 %bad, label %stopped, label %learn
 learn:
-  store {vt} %xv, ptr %v0.p, align 8
-  store double %yv, ptr %mem, align 8
-  %lid = or i64 %tsh, 2
-  %kl = call i64 @azc_exec_key(i64 %ktask, i64 %lid)
-  call void @azm_learn(ptr %mem, i64 %kl)
+{learn}
   br label %learned
 learned:
   %i1 = add i64 %i, 1
@@ -288,11 +275,11 @@ count:
   store i64 %n, ptr %trained, align 8
   br label %ok
 ok:
-  ret i32 0
+  ret i32 {ModelStatus.OK:d}
 stopped:
   %t1 = add i64 %t, 1
   store i64 %t1, ptr %pt, align 8
-  %pstop = call ptr @azm_word(ptr %st, i64 {hdr["stopped"]})
+  %pstop = call ptr @azm_word(ptr %st, i64 {StateWord.STOPPED:d})
   store i64 1, ptr %pstop, align 8
   call void @llvm.memcpy.p0.p0.i64(ptr align 8 %smem, ptr align 64 %mem, i64 {nbytes}, i1 false)
   br i1 %tnull, label %stopret, label %scount
@@ -300,7 +287,7 @@ scount:
   store i64 %i, ptr %trained, align 8
   br label %stopret
 stopret:
-  ret i32 1
+  ret i32 {ModelStatus.STOPPED:d}
 }}
 
 define i32 @azc_model_predict(ptr %st, ptr %x, i64 %n, ptr %out, ptr %proba) nounwind {{
@@ -308,7 +295,7 @@ entry:
   %mem = alloca [{size} x double], align 64
 {predict_start}  %ktask = call i64 @azc_task_key(i64 %seed, i64 0)
   call void @azm_setup_once(ptr %st, ptr %mem, i64 %ktask)
-  %pc = call ptr @azm_word(ptr %st, i64 {hdr["predict_count"]})
+  %pc = call ptr @azm_word(ptr %st, i64 {StateWord.PREDICT_COUNT:d})
   %c0 = load i64, ptr %pc, align 8
   %onull = icmp eq ptr %out, null
   %pnull = icmp eq ptr %proba, null
@@ -323,14 +310,8 @@ body:
   %xo = mul i64 %i, {F}
   %xp = getelementptr inbounds double, ptr %x, i64 %xo
   %xv = load {vt}, ptr %xp, align 8
-  store {vt} %xv, ptr %v0.p, align 8
-  store double 0.0, ptr %mem, align 8
   %c = add i64 %c0, %i
-  %csh = shl i64 %c, 2
-  %vid = or i64 %csh, 3
-  %kv = call i64 @azc_exec_key(i64 %ktask, i64 %vid)
-  call void @azm_predict(ptr %mem, i64 %kv)
-  %s1 = load double, ptr %s1.p, align 8
+{valid_predict}
   br i1 %onull, label %noout, label %wout
 wout:
   %op = getelementptr inbounds double, ptr %out, i64 %i
@@ -339,7 +320,7 @@ wout:
 noout:
   br i1 %pnull, label %next, label %wproba
 wproba:
-  %pr = call double @azm_sigmoid(double %s1)
+{sigmoid("double", "%s1", "%pr")}
   %pp = getelementptr inbounds double, ptr %proba, i64 %i
   store double %pr, ptr %pp, align 8
   br label %next
@@ -357,7 +338,7 @@ done:
 
 
 def _checked_start(rows: tuple[str, ...], nbytes: int, seed_word: int) -> str:
-    """IR shared by fit and predict: return -1 for a bad state, -2 for n < 0 or a null
+    """IR shared by fit and predict: return EBADSTATE for a bad state, EINVAL for n < 0 or a null
     row array with n > 0; then copy the state's memory into %mem and load %seed."""
     nulls, anynull = "", "false"
     for r in rows:
@@ -367,25 +348,21 @@ def _checked_start(rows: tuple[str, ...], nbytes: int, seed_word: int) -> str:
     return f"""  %valid = call i1 @azm_valid(ptr %st)
   br i1 %valid, label %args, label %badstate
 badstate:
-  ret i32 -1
+  ret i32 {ModelStatus.EBADSTATE:d}
 args:
   %nneg = icmp slt i64 %n, 0
 {nulls}  %npos = icmp sgt i64 %n, 0
   %nullrows = and i1 %npos, {anynull}
-  %bad = or i1 %nneg, %nullrows
-  br i1 %bad, label %badarg, label %start
+  %badargs = or i1 %nneg, %nullrows
+  br i1 %badargs, label %badarg, label %start
 badarg:
-  ret i32 -2
+  ret i32 {ModelStatus.EINVAL:d}
 start:
   %smem = getelementptr inbounds i8, ptr %st, i64 {STATE_HEADER}
   call void @llvm.memcpy.p0.p0.i64(ptr align 64 %mem, ptr align 8 %smem, i64 {nbytes}, i1 false)
   %pseed = call ptr @azm_word(ptr %st, i64 {seed_word})
   %seed = load i64, ptr %pseed, align 8
 """
-
-
-def _s64(x: int) -> int:
-    return x - (1 << 64) if x >= 1 << 63 else x
 
 
 def header_constants(memory: MemoryConfig, features: int, eval_type: int) -> str:

@@ -10,6 +10,8 @@ and output stores) is written once here.  Text only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from azc.backend.contracts import (
     EXEC_KIND_BITS,
     RECORD_FIELDS,
@@ -67,7 +69,185 @@ _EPOCH_TRAINED = """train.done:
   store i64 0, ptr %j.a"""
 
 
-def _sigmoid(t: str, x: str, out: str) -> str:
+@dataclass(frozen=True)
+class Lanes:
+    """The lane shape of one protocol instance: `tasks` tasks run side by side in one
+    memory (1; or 2, interleaved as `PairEmit` lays them out), F features.
+
+    The per-example steps below (`predict_example`, `train_check`,
+    `learn_example`, `validation_error`, `fitness`) are written once against a
+    lane shape; `task_loops` (one task), `paired_loops` (two tasks) and the
+    exported model's fit and predict (one task, rows streamed by the caller,
+    `azc.backend.model`) are their instances.
+    """
+
+    tasks: int
+    features: int
+
+    @property
+    def scalar(self) -> str:
+        """The type of one scalar address: a double per task."""
+        return "double" if self.tasks == 1 else f"<{self.tasks} x double>"
+
+    @property
+    def mask(self) -> str:
+        """The type of a per-task flag."""
+        return "i1" if self.tasks == 1 else f"<{self.tasks} x i1>"
+
+    @property
+    def vector(self) -> str:
+        """The type of one vector address (the tasks' vectors interleaved)."""
+        return f"<{self.tasks * self.features} x double>"
+
+    @property
+    def zero(self) -> str:
+        return "0.0" if self.tasks == 1 else "zeroinitializer"
+
+    @property
+    def maxerr(self) -> str:
+        """The error bound, one per task (`%maxerr2` is splat from `%maxerr`)."""
+        return "%maxerr" if self.tasks == 1 else f"%maxerr{self.tasks}"
+
+    def const(self, x: str) -> str:
+        return const_of(self.scalar, x)
+
+    def fabs(self, x: str, out: str) -> str:
+        t = self.scalar
+        v = "f64" if self.tasks == 1 else f"v{self.tasks}f64"
+        return f"  {out} = call {t} @llvm.fabs.{v}({t} {x})"
+
+    def lanes(self, x: str, ty: str | None = None) -> str:
+        """`x.0`, `x.1`, ...: the lanes of a per-task value."""
+        return "\n".join(f"  {x}.{t} = extractelement {ty or self.scalar} {x}, i64 {t}"
+                         for t in range(self.tasks))
+
+    def all(self, flags: str, out: str) -> tuple[str, str]:
+        """(lines, name): an i1 true when the per-task flags are true for every task."""
+        if self.tasks == 1:
+            return "", flags
+        lines = self.lanes(flags, self.mask) + "\n"
+        return lines + and_chain(out, [f"{flags}.{t}" for t in range(self.tasks)]) + "\n", out
+
+
+def predict_example(lanes: Lanes, x: str, s1: str, call: str) -> str:
+    """v0 = the features `x`, s0 = 0, Predict (`call`: its IR lines); `s1` = the prediction."""
+    return f"""  store {lanes.vector} {x}, ptr %v0.p, align 8
+  store {lanes.scalar} {lanes.zero}, ptr %mem, align 8
+{call}
+  {s1} = load {lanes.scalar}, ptr %s1.p, align 8"""
+
+
+def learn_example(lanes: Lanes, x: str, y: str, call: str) -> str:
+    """v0 = the features `x`, s0 = the label `y`, Learn (`call`: its IR lines)."""
+    return f"""  store {lanes.vector} {x}, ptr %v0.p, align 8
+  store {lanes.scalar} {y}, ptr %mem, align 8
+{call}"""
+
+
+def train_check(lanes: Lanes, y: str, s1: str, entry: str, sigmoid_unread: bool) -> str:
+    """The error check of a training example, from the block `entry` on: on accuracy
+    tasks (`%acc`) s1 = sigmoid(s1), written back to s1; then `%bad` (per task) when
+    |y - s1| is NaN or above the bound.
+
+    With `sigmoid_unread` (see `azc.backend.kernels.sigmoid_unread`), when
+    |y| + 1 <= the bound for every task the check fails exactly when s1 is NaN
+    (the sigmoid is in [0, 1] otherwise), and 0.5 (or the NaN) in its place gives
+    the same outcome with no exp().
+    """
+    t, m = lanes.scalar, lanes.mask
+    sig_fast, sig_fast_in = "  br label %sig.exact", ""
+    if sigmoid_unread:
+        fast_lines, fast = lanes.all("%fast" if lanes.tasks == 1 else f"%fast{lanes.tasks}",
+                                     "%fast")
+        sig_fast = f"""{lanes.fabs(y, "%ya")}
+  %yb = fadd {t} %ya, {lanes.const("1.0")}
+  %fast{"" if lanes.tasks == 1 else lanes.tasks} = fcmp ole {t} %yb, {lanes.maxerr}
+{fast_lines}  %s1nan = fcmp uno {t} {s1}, {lanes.zero}
+  %sgf = select {m} %s1nan, {t} {s1}, {t} {lanes.const("0.5")}
+  br i1 {fast}, label %sig.join, label %sig.exact"""
+        sig_fast_in = ", [ %sgf, %sig ]"
+    return f"""  br i1 %acc, label %sig, label %sig.done
+sig:
+{sig_fast}
+sig.exact:
+{sigmoid(t, s1, "%sg")}
+  store {t} %sg, ptr %s1.p, align 8
+  br label %sig.join
+sig.join:
+  %sgv = phi {t} [ %sg, %sig.exact ]{sig_fast_in}
+  br label %sig.done
+sig.done:
+  %s1b = phi {t} [ {s1}, %{entry} ], [ %sgv, %sig.join ]
+  %diff = fsub {t} {y}, %s1b
+{lanes.fabs("%diff", "%err")}
+  %bad = fcmp ugt {t} %err, {lanes.maxerr}"""
+
+
+def validation_error(lanes: Lanes, comment: str = "") -> str:
+    """The error of a validation example and the loss so far, from the label `%vyv`,
+    the prediction `%vs1` and the loss before it `%loss0`: `%verr` = y - s1 and
+    `%lossn` = loss + err**2, or on accuracy tasks (`%acc`) `%verr` = 0 (right) /
+    1 (wrong) / inf (probability outside [0, 1]) and `%lossn` = loss + err; the loss
+    is stored in `%loss.a`; then `%vabs` = |err| and `%vbad` (per task) when it is
+    NaN or above the bound.
+
+    sigmoid(s1) > 0.5 exactly when s1 > 0 for |s1| > 1e-6 (exp(-s1) is then clearly
+    on one side of 1), and it is never outside [0, 1] there: exp() runs only where
+    a task needs it.
+    """
+    t, m = lanes.scalar, lanes.mask
+    far_lines, far = lanes.all("%vfar", "%bothfar")
+    if lanes.tasks == 1:
+        exact = """  %pout.e = or i1 %pgt1, %plt0
+  %ppos.e = fcmp ogt double %vp, 0.5"""
+    else:  # some tasks may be far: they keep the shortcut's answer
+        exact = f"""  %pout.x = or {m} %pgt1, %plt0
+  %ppos.x = fcmp ogt {t} %vp, {lanes.const("0.5")}
+  %pout.e = select {m} %vfar, {m} zeroinitializer, {m} %pout.x
+  %ppos.e = select {m} %vfar, {m} %ppos.s, {m} %ppos.x"""
+    false = "false" if lanes.tasks == 1 else "zeroinitializer"
+    return f"""  br i1 %acc, label %vacc, label %vrms
+vrms:
+  %ve = fsub {t} %vyv, %vs1
+  %ve2 = fmul {t} %ve, %ve
+  %lossr = fadd {t} %loss0, %ve2
+  br label %vchk
+vacc:
+{lanes.fabs("%vs1", "%vsabs")}
+  %vfar = fcmp ogt {t} %vsabs, {lanes.const("1.0e-6")}
+  %ppos.s = fcmp ogt {t} %vs1, {lanes.zero}
+{far_lines}  br i1 {far}, label %vacc.join, label %vacc.exact
+vacc.exact:
+{sigmoid(t, "%vs1", "%vp")}
+  %pgt1 = fcmp ogt {t} %vp, {lanes.const("1.0")}
+  %plt0 = fcmp olt {t} %vp, {lanes.zero}
+{exact}
+  br label %vacc.join
+vacc.join:
+  %pout = phi {m} [ {false}, %vacc ], [ %pout.e, %vacc.exact ]
+  %ppos = phi {m} [ %ppos.s, %vacc ], [ %ppos.e, %vacc.exact ]
+{_accuracy_error(t)}
+  br label %vchk
+vchk:
+  %verr = phi {t} [ %ve, %vrms ], [ %ea, %vacc.join ]
+  %lossn = phi {t} [ %lossr, %vrms ], [ %lossa, %vacc.join ]
+  store {t} %lossn, ptr %loss.a{comment}
+{lanes.fabs("%verr", "%vabs")}
+  %vbad = fcmp ugt {t} %vabs, {lanes.maxerr}"""
+
+
+def exec_key(kind: ExecKind, index: str, tag: str, random: bool = True) -> tuple[str, str]:
+    """(key, lines): the random key of a component run (`kind`, `index`) of the task
+    keyed `%ktask`; with `random` False, the execution id itself (for the native
+    interpreter, which derives keys as it needs them)."""
+    lines = (f"  %{tag}sh = shl i64 {index}, {EXEC_KIND_BITS}\n"
+             f"  %{tag}id = or i64 %{tag}sh, {kind:d}\n")
+    if not random:
+        return f"%{tag}id", lines
+    return f"%{tag}k", lines + f"  %{tag}k = call i64 @azc_exec_key(i64 %ktask, i64 %{tag}id)\n"
+
+
+def sigmoid(t: str, x: str, out: str) -> str:
     """`out` = 1 / (1 + exp(-x)) (type t), as the protocol computes it."""
     return f"""  {out}.neg = fneg {t} {x}
 {libm_call(t, "exp", f"{out}.neg", f"{out}.exp")}
@@ -135,15 +315,9 @@ def task_loops(name: str, layout: Layout, calls: dict[Component, str], uses_rand
         return calls[comp].format(mem="%mem", k=kexpr, ktask="%ktask")
 
     def execkey(kind: ExecKind, index: str, tag: str) -> tuple[str, str]:
-        if interpreted:
-            return f"%{tag}id", (f"  %{tag}sh = shl i64 {index}, {EXEC_KIND_BITS}\n"
-                                 f"  %{tag}id = or i64 %{tag}sh, {kind:d}\n")
-        if not uses_random:
+        if not uses_random and not interpreted:
             return "0", ""
-        lines = (f"  %{tag}sh = shl i64 {index}, {EXEC_KIND_BITS}\n"
-                 f"  %{tag}id = or i64 %{tag}sh, {kind:d}\n"
-                 f"  %{tag}k = call i64 @azc_exec_key(i64 %ktask, i64 %{tag}id)\n")
-        return f"%{tag}k", lines
+        return exec_key(kind, index, tag, random=not interpreted)
 
     ks_pred, pre_pred = execkey(ExecKind.TRAIN_PREDICT, "%tt", "xp")
     ks_learn, pre_learn = execkey(ExecKind.LEARN, "%tt", "xl")
@@ -153,18 +327,9 @@ def task_loops(name: str, layout: Layout, calls: dict[Component, str], uses_rand
             f"  call void @llvm.memcpy.p0.p0.i64(ptr %mem, ptr %mem.in, i64 {size * 8}, "
             f"i1 false)\n") if local_memory else ""
     inline = " alwaysinline" if linkage == "internal" and not interpreted else ""
-    sig_fast, sig_fast_in = "  br label %sig.exact", ""
-    if sigmoid_unread:
-        # The sigmoid is only needed for the error check: with |y| + 1 <= maxerr, the
-        # check fails exactly when s1 is NaN (the sigmoid is in [0, 1] otherwise), and
-        # 0.5 (or the NaN) in its place gives the same outcome with no exp().
-        sig_fast = """  %ya = call double @llvm.fabs.f64(double %y)
-  %yb = fadd double %ya, 1.0
-  %fast = fcmp ole double %yb, %maxerr
-  %s1nan = fcmp uno double %s1, 0.0
-  %sgf = select i1 %s1nan, double %s1, double 0.5
-  br i1 %fast, label %sig.join, label %sig.exact"""
-        sig_fast_in = ", [ %sgf, %sig ]"
+    one = Lanes(1, F)
+    valid_call = ("  %vid = add i64 %vbase, %j\n" + pre_valid + "  "
+                  + call(Component.PREDICT, ks_valid))
     return f"""
 define {linkage} void @{name}({memory}, {LOOPS_PARAMS}) nounwind{inline} {{
 entry:
@@ -201,10 +366,7 @@ entry:
   %sd1 = add i64 %sd, 1
   store i64 %sd1, ptr %steps.a
   %x = load {vt}, ptr %x.p, align 8
-  store {vt} %x, ptr %v0.p, align 8
-  store double 0.0, ptr %mem, align 8
-{pre_pred}  {call(Component.PREDICT, ks_pred)}
-  %s1 = load double, ptr %s1.p, align 8
+{predict_example(one, "%x", "%s1", pre_pred + "  " + call(Component.PREDICT, ks_pred))}
   %rtp.null = icmp eq ptr %rtp, null
   br i1 %rtp.null, label %tp.done, label %tp.rec
 tp.rec:
@@ -212,21 +374,7 @@ tp.rec:
   store double %s1, ptr %rtp.e
   br label %tp.done
 tp.done:
-  br i1 %acc, label %sig, label %sig.done
-sig:
-{sig_fast}
-sig.exact:
-{_sigmoid("double", "%s1", "%sg")}
-  store double %sg, ptr %s1.p, align 8
-  br label %sig.join
-sig.join:
-  %sgv = phi double [ %sg, %sig.exact ]{sig_fast_in}
-  br label %sig.done
-sig.done:
-  %s1b = phi double [ %s1, %tp.done ], [ %sgv, %sig.join ]
-  %diff = fsub double %y, %s1b
-  %err = call double @llvm.fabs.f64(double %diff)
-  %bad = fcmp ugt double %err, %maxerr
+{train_check(one, "%y", "%s1", "tp.done", sigmoid_unread)}
   br i1 %bad, label %stopped, label %te.check
 te.check:
   %rte.null = icmp eq ptr %rte, null
@@ -240,9 +388,7 @@ te.rec:
   store i64 %nte1, ptr %nte.a
   br label %te.done
 te.done:
-  store {vt} %x, ptr %v0.p, align 8
-  store double %y, ptr %mem, align 8
-{pre_learn}  {call(Component.LEARN, ks_learn)}
+{learn_example(one, "%x", "%y", pre_learn + "  " + call(Component.LEARN, ks_learn))}
   %k1 = add i64 %k, 1
   store i64 %k1, ptr %k.a
   br label %train.head
@@ -252,11 +398,7 @@ te.done:
 {_VALID_START.format(F=F)}
   %vx.p = getelementptr inbounds double, ptr %vx, i64 %vx.off
   %vxv = load {vt}, ptr %vx.p, align 8
-  store {vt} %vxv, ptr %v0.p, align 8
-  store double 0.0, ptr %mem, align 8
-  %vid = add i64 %vbase, %j
-{pre_valid}  {call(Component.PREDICT, ks_valid)}
-  %vs1 = load double, ptr %s1.p, align 8
+{predict_example(one, "%vxv", "%vs1", valid_call)}
   %rvp.null = icmp eq ptr %rvp, null
   br i1 %rvp.null, label %vp.done, label %vp.rec
 vp.rec:
@@ -269,37 +411,7 @@ vp.done:
   %vy.p = getelementptr inbounds double, ptr %vy, i64 %j
   %vyv = load double, ptr %vy.p
   %loss0 = load double, ptr %loss.a
-  br i1 %acc, label %vacc, label %vrms
-vrms:
-  %ve = fsub double %vyv, %vs1
-  %ve2 = fmul double %ve, %ve
-  %lossr = fadd double %loss0, %ve2
-  br label %vchk
-vacc:
-  ; sigmoid(s1) > 0.5 exactly when s1 > 0 for |s1| > 1e-6 (exp(-s1) is then clearly
-  ; on one side of 1), and it is never outside [0, 1]: no exp() needed there
-  %vsabs = call double @llvm.fabs.f64(double %vs1)
-  %vfar = fcmp ogt double %vsabs, 1.0e-6
-  %ppos.s = fcmp ogt double %vs1, 0.0
-  br i1 %vfar, label %vacc.join, label %vacc.exact
-vacc.exact:
-{_sigmoid("double", "%vs1", "%vp")}
-  %pgt1 = fcmp ogt double %vp, 1.0
-  %plt0 = fcmp olt double %vp, 0.0
-  %pout.e = or i1 %pgt1, %plt0
-  %ppos.e = fcmp ogt double %vp, 0.5
-  br label %vacc.join
-vacc.join:
-  %pout = phi i1 [ false, %vacc ], [ %pout.e, %vacc.exact ]
-  %ppos = phi i1 [ %ppos.s, %vacc ], [ %ppos.e, %vacc.exact ]
-{_accuracy_error("double")}
-  br label %vchk
-vchk:
-  %verr = phi double [ %ve, %vrms ], [ %ea, %vacc.join ]
-  %lossn = phi double [ %lossr, %vrms ], [ %lossa, %vacc.join ]
-  store double %lossn, ptr %loss.a
-  %vabs = call double @llvm.fabs.f64(double %verr)
-  %vbad = fcmp ugt double %vabs, %maxerr
+{validation_error(one)}
   br i1 %vbad, label %valid.zero, label %ve.check
 ve.check:
   %rve.null = icmp eq ptr %rve, null
@@ -459,8 +571,7 @@ def paired_loops(name: str, layout: Layout, calls: dict[Component, str],
         return (f"  {out}.h = insertelement {st} poison, double {x0}, i64 0\n"
                 f"  {out} = insertelement {st} {out}.h, double {x1}, i64 1")
 
-    def lanes(x: str, ty: str = st) -> str:  # %x.0, %x.1 from a pair
-        return "\n".join(f"  {x}.{t} = extractelement {ty} {x}, i64 {t}" for t in (0, 1))
+    two = Lanes(2, F)
 
     def per_task(text: str) -> str:
         return "\n".join(text.replace("@", str(t)) for t in (0, 1))
@@ -469,10 +580,8 @@ def paired_loops(name: str, layout: Layout, calls: dict[Component, str],
         """Both tasks' features `<x>0`, `<x>1` interleaved into `x`, in v0, s0 = 0, Predict:
         `s1` the pair of predictions."""
         return (f"  {x} = shufflevector {vt} {x}0, {vt} {x}1, {inter}\n"
-                f"  store {vt2} {x}, ptr %v0.p, align 8\n"
-                f"  store {st} zeroinitializer, ptr %mem, align 8\n"
-                f"  {calls[Component.PREDICT].format(mem='%mem', k='0')}\n"
-                f"  {s1} = load {st}, ptr %s1.p, align 8")
+                + predict_example(two, x, s1,
+                                  "  " + calls[Component.PREDICT].format(mem="%mem", k="0")))
 
     # interleave the two memories: scalars pairwise, each vector whole
     init = []
@@ -493,20 +602,6 @@ def paired_loops(name: str, layout: Layout, calls: dict[Component, str],
                     f"  %iv{a} = shufflevector {vt} %iv{a}.0, {vt} %iv{a}.1, {inter}\n"
                     f"  %iv{a}.q = getelementptr inbounds double, ptr %mem, i64 {2 * off}\n"
                     f"  store {vt2} %iv{a}, ptr %iv{a}.q, align 8")
-    sig_fast = "  br label %sig.exact"
-    if sigmoid_unread:
-        # as in task_loops, for both tasks: with |y| + 1 <= maxerr the check only fails
-        # on a NaN s1, and 0.5 (or the NaN) gives the same outcome with no exp()
-        sig_fast = f"""  %ya = call {st} @llvm.fabs.v2f64({st} %y)
-  %yb = fadd {st} %ya, <double 1.0, double 1.0>
-  %fast2 = fcmp ole {st} %yb, %maxerr2
-  %fast2.0 = extractelement <2 x i1> %fast2, i64 0
-  %fast2.1 = extractelement <2 x i1> %fast2, i64 1
-  %fast = and i1 %fast2.0, %fast2.1
-  %s1nan = fcmp uno {st} %s1, zeroinitializer
-  %sgf = select <2 x i1> %s1nan, {st} %s1, {st} <double 0.5, double 0.5>
-  br i1 %fast, label %sig.join, label %sig.exact"""
-    sig_fast_in = ", [ %sgf, %sig ]" if sigmoid_unread else ""
     return f"""
 define void @{name}({PAIRED_PARAMS}) nounwind {{
 entry:
@@ -556,22 +651,8 @@ entry:
   store i64 %sd1@, ptr %steps.a@''')}
 {pair("%y0", "%y1", "%y")}
 {predict("%x", "%s1")}
-  br i1 %acc, label %sig, label %sig.done
-sig:
-{sig_fast}
-sig.exact:
-{_sigmoid(st, "%s1", "%sg")}
-  store {st} %sg, ptr %s1.p, align 8
-  br label %sig.join
-sig.join:
-  %sgv = phi {st} [ %sg, %sig.exact ]{sig_fast_in}
-  br label %sig.done
-sig.done:
-  %s1b = phi {st} [ %s1, %train.body ], [ %sgv, %sig.join ]
-  %diff = fsub {st} %y, %s1b
-  %err = call {st} @llvm.fabs.v2f64({st} %diff)
-  %bad = fcmp ugt {st} %err, %maxerr2
-{lanes("%bad", "<2 x i1>")}
+{train_check(two, "%y", "%s1", "train.body", sigmoid_unread)}
+{two.lanes("%bad", two.mask)}
 {per_task("  %stops@ = and i1 %alive@, %bad.@")}
   %anystop = or i1 %stops0, %stops1
   br i1 %anystop, label %train.stop, label %train.learn
@@ -591,9 +672,7 @@ train.stop:
   %anyalive = or i1 %alive.n0, %alive.n1
   br i1 %anyalive, label %train.learn, label %task.done
 train.learn:
-  store {vt2} %x, ptr %v0.p, align 8
-  store {st} %y, ptr %mem, align 8
-  {calls[Component.LEARN].format(mem="%mem", k="0")}
+{learn_example(two, "%x", "%y", "  " + calls[Component.LEARN].format(mem="%mem", k="0"))}
   %k1 = add i64 %k, 1
   store i64 %k1, ptr %k.a
   br label %train.head
@@ -618,41 +697,8 @@ train.learn:
 {pair("%vyr0", "%vyr1", "%vyv")}
 {predict("%vxv", "%vs1")}
   %loss0 = load {st}, ptr %loss.a
-  br i1 %acc, label %vacc, label %vrms
-vrms:
-  %ve = fsub {st} %vyv, %vs1
-  %ve2 = fmul {st} %ve, %ve
-  %lossr = fadd {st} %loss0, %ve2
-  br label %vchk
-vacc:
-  ; the sign shortcut of task_loops, for both tasks; exp() where either needs it
-  %vsabs = call {st} @llvm.fabs.v2f64({st} %vs1)
-  %vfar = fcmp ogt {st} %vsabs, <double 1.0e-6, double 1.0e-6>
-  %ppos.s = fcmp ogt {st} %vs1, zeroinitializer
-{lanes("%vfar", "<2 x i1>")}
-  %bothfar = and i1 %vfar.0, %vfar.1
-  br i1 %bothfar, label %vacc.join, label %vacc.exact
-vacc.exact:
-{_sigmoid(st, "%vs1", "%vp")}
-  %pgt1 = fcmp ogt {st} %vp, <double 1.0, double 1.0>
-  %plt0 = fcmp olt {st} %vp, zeroinitializer
-  %pout.x = or <2 x i1> %pgt1, %plt0
-  %ppos.x = fcmp ogt {st} %vp, <double 0.5, double 0.5>
-  %pout.e = select <2 x i1> %vfar, <2 x i1> zeroinitializer, <2 x i1> %pout.x
-  %ppos.e = select <2 x i1> %vfar, <2 x i1> %ppos.s, <2 x i1> %ppos.x
-  br label %vacc.join
-vacc.join:
-  %pout = phi <2 x i1> [ zeroinitializer, %vacc ], [ %pout.e, %vacc.exact ]
-  %ppos = phi <2 x i1> [ %ppos.s, %vacc ], [ %ppos.e, %vacc.exact ]
-{_accuracy_error(st)}
-  br label %vchk
-vchk:
-  %verr = phi {st} [ %ve, %vrms ], [ %ea, %vacc.join ]
-  %lossn = phi {st} [ %lossr, %vrms ], [ %lossa, %vacc.join ]
-  store {st} %lossn, ptr %loss.a  ; a task whose validation ended has fitness 0 anyway
-  %vabs = call {st} @llvm.fabs.v2f64({st} %verr)
-  %vbad = fcmp ugt {st} %vabs, %maxerr2
-{lanes("%vbad", "<2 x i1>")}
+{validation_error(two, "  ; a task whose validation ended has fitness 0 anyway")}
+{two.lanes("%vbad", two.mask)}
 {per_task('''  %vends@ = and i1 %valid@, %vbad.@
   %vkeep@ = xor i1 %vends@, true
   %valid.n@ = and i1 %valid@, %vkeep@
@@ -668,7 +714,7 @@ valid.done:
 {pair("%nvf1", "%nvf1", "%nvf")}
   %lossf = load {st}, ptr %loss.a
 {_fitness(st)}
-{lanes("%fitd")}
+{two.lanes("%fitd")}
 {per_task('''  %zero@ = load i1, ptr %zero.a@
   %fit@ = select i1 %zero@, double 0.0, double %fitd.@
   %best0@ = load double, ptr %best.a@
