@@ -4,7 +4,7 @@ Resolves what the user gave (a Program or program text, Task objects or a
 task argument such as `linear` or `data.npz`), picks the memory (the smallest
 that fits the program unless given), verifies the program against it, runs
 the chosen backend on every task, and combines the per-task fitness (mean or
-median, spec §4.5).
+median, docs/semantics.md §4.5).
 """
 
 from __future__ import annotations

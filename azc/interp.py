@@ -2,7 +2,7 @@
 
 Runs a program on a task with numpy float64 memory, executing each
 instruction through its op-table reference semantics, and implements the
-evaluation protocol of spec §4.3 exactly:
+evaluation protocol of docs/semantics.md §4.3 exactly:
 
 1. fresh zeroed memory; Setup once (v0, s0, s1 all zero);
 2. per training step: v0 = features, s0 = 0, Predict; for ACCURACY tasks
@@ -226,7 +226,7 @@ def evaluate_task(program: Program, task: Task, memory: MemoryConfig, *, seed: i
                   num_train: int | None = None, num_valid: int | None = None,
                   max_abs_error: float = DEFAULT_MAX_ABS_ERROR, record: bool = False,
                   record_errors: bool = False) -> TaskResult:
-    """Evaluate a program on one task by the protocol of spec §4.3."""
+    """Evaluate a program on one task by the protocol of docs/semantics.md §4.3."""
     ex = Executor(program, task, memory, seed=seed, max_abs_error=max_abs_error)
     train_errors: list[float] | None = [] if record_errors else None
     valid_errors: list[float] | None = [] if record_errors else None

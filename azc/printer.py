@@ -1,4 +1,4 @@
-"""IR -> canonical text of the .az language (spec/dsl.md).
+"""IR -> canonical text of the .az language (docs/language.md).
 
 The printed form is the one users read, diff and keep: two-space indentation,
 all three headers, `pass` for an empty component, each op in the canonical

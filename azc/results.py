@@ -2,7 +2,7 @@
 
 Shared by every backend (reference interpreter, JIT kernels, native
 interpreter), so that all report results in one shape and combine per-task
-fitness the same way (spec §4.3-4.5).
+fitness the same way (docs/semantics.md §4.3-§4.5).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The .az language: parsing, printing, round trips and every error case of dsl.md."""
+"""The .az language: parsing, printing, round trips and every error case of docs/language.md."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def test_public_api() -> None:
 
 
 # ---------------------------------------------------------------------------
-# Errors: each case of dsl.md, with message, line and column.
+# Errors: each case of docs/language.md, with message, line and column.
 # ---------------------------------------------------------------------------
 
 MEM = MemoryConfig(4, 3, 1, 4)

@@ -1,4 +1,4 @@
-"""The evaluation protocol of spec §4.3-4.5, checked on hand-made tasks."""
+"""The evaluation protocol of docs/semantics.md §4.3-§4.5, checked on hand-made tasks."""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ class Body:
         self.block(done)
 
 
-# IR shared by `task_loops` and `paired_loops` (the protocol of spec 4.3).
+# IR shared by `task_loops` and `paired_loops` (the protocol of docs/semantics.md §4.3).
 
 
 def counted_loop(name: str, i: str, bound: str) -> str:

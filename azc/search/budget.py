@@ -1,4 +1,4 @@
-"""The train budget (spec §4.6): reject programs much costlier than a baseline.
+"""The train budget (docs/semantics.md §4.6): reject programs much costlier than a baseline.
 
 A program's cost is the sum of its ops' costs (the original's compute_cost
 table, in the op table): `setup_cost` over Setup, `train_cost` over Predict

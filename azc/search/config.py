@@ -1,6 +1,6 @@
 """Experiment configuration: one TOML file, with the original's names.
 
-Top-level keys (the original's SearchExperimentSpec and flags, spec §7.3):
+Top-level keys (the original's SearchExperimentSpec and flags; docs/configuration.md):
 
     scalars, vectors, matrices           memory sizes (default 20 each)
     setup_ops, predict_ops, learn_ops    op names (SCALAR_SUM_OP or SCALAR_SUM) or ids

@@ -1,6 +1,6 @@
 """The search evaluator: fitness of many children on the search tasks, with caches.
 
-Per batch of children (spec §4.3-4.6, §9):
+Per batch of children (docs/semantics.md §4.3-§4.6, §9):
 
 1. encode the programs and remove their dead code natively (one call for the
    batch); the live code's hash identifies the program's behaviour;

@@ -1,4 +1,4 @@
-"""Regularized evolution (spec §7.1), with children made and evaluated in batches.
+"""Regularized evolution (docs/semantics.md §7.1), with children made and evaluated in batches.
 
 The population is a fixed array of P slots.  Init fills slot 0..P-1 with
 initial programs and evaluates them.  A generation visits the slots in

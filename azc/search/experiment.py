@@ -1,4 +1,4 @@
-"""The experiment driver (spec §7.2): search experiments, selection, final report.
+"""The experiment driver (docs/semantics.md §7.2): search experiments, selection, final report.
 
 `evolve(config, seed=...)` runs search experiments on T_search until a
 candidate's fitness on T_select exceeds `sufficient_fitness` (or the budget

@@ -1,4 +1,4 @@
-"""Functional equivalence checking (FEC, spec §9).
+"""Functional equivalence checking (FEC, docs/semantics.md §9).
 
 A program's fingerprint on a task hashes its absolute errors on the first
 `num_train_examples` training steps and `num_valid_examples` validation

@@ -1,6 +1,6 @@
 """Initial programs: no-op, random, and the hand-made linear and neural-net algorithms.
 
-As the original's Generator (spec §6.1): each component is padded with no-ops
+As the original's Generator (docs/semantics.md §6.1): each component is padded with no-ops
 up to its init size; a random program fills the components that have
 allowed ops with random instructions and leaves the others as no-ops.
 """

@@ -1,4 +1,4 @@
-"""The mutator: the original's eight mutation types, exactly (spec §6.2, §3.8).
+"""The mutator: the original's eight mutation types, exactly (docs/semantics.md §6.2, §6.4).
 
 `Mutator.mutate(parent)` returns the child: with probability `mutate_prob`
 (no draw when it is >= 1) a copy with one mutation, whose type is drawn
@@ -119,7 +119,7 @@ class Mutator:
         pos = rnd.integer(len(instrs))
         return instrs[:pos] + instrs[pos + 1:]
 
-    # --- parameter alteration (spec §3.8) ---------------------------------------------
+    # --- parameter alteration (docs/semantics.md §6.4) -------------------------------
 
     def alter_param(self, ins: Instr, rnd: SearchRandom) -> Instr:
         """A copy of the instruction with one parameter altered."""

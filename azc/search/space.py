@@ -3,7 +3,7 @@
 A `SearchSpace` says what evolution may write: the ops allowed in each
 component function, the init/min/max sizes, the memory (S, V, M) and the
 feature size F.  It makes random instructions exactly as the original's
-`SetOpAndRandomizeParams` (spec §3.7): the op uniformly from the component's
+`SetOpAndRandomizeParams` (docs/semantics.md §6.3): the op uniformly from the component's
 list, then the parameters in a fixed order — set ops: output, then constants;
 unary ops: input, then output; binary ops: in1, in2, output — with scalar
 and vector outputs never at address 0 (s0 is the label, v0 the features).
@@ -103,7 +103,7 @@ class SearchSpace:
         return rnd.choice(self._op_rows[comp])
 
     def random_instr(self, op: Op, rnd: SearchRandom) -> Instr:
-        """A new instruction of this op with randomized parameters (spec §3.7)."""
+        """A new instruction of this op with randomized parameters (docs/semantics.md §6.3)."""
         make = self._makers.get(op.id)
         if make is not None:
             return make(rnd)
@@ -163,7 +163,7 @@ class SearchSpace:
     def fill_pool(self, comp: Component, rnd: SearchRandom, n: int) -> list[Instr]:
         """Draw n random instructions of a component at once (numpy), into rnd's pools.
 
-        Same distribution as `random_instr(random_op(...))` (spec §3.7), drawn
+        Same distribution as `random_instr(random_op(...))` (docs/semantics.md §6.3), drawn
         in bulk: the op uniformly from the list, addresses uniformly (outputs
         never s0/v0), constants as the original draws them.
         """

@@ -1,4 +1,4 @@
-"""The synthetic task data of AutoML-Zero (spec §5.3-5.5, 5.7), as pure functions.
+"""The synthetic task data of AutoML-Zero (docs/semantics.md §5.3-§5.5, §5.7), as pure functions.
 
 Each generator takes sizes and seeds and returns a `TaskData` (train/valid
 features and labels, plus what the generator drew, in `meta`); `train_order`
@@ -80,7 +80,7 @@ def teacher_labels(x: np.ndarray, w: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 def scalar_linear_regression(features_size: int, num_train: int, num_valid: int,
                              data_seed: int, param_seed: int) -> TaskData:
-    """Spec §5.3: labels w . x, with w and x i.i.d. N(0,1); no bias, no noise.
+    """docs/semantics.md §5.3: labels w . x, with w and x i.i.d. N(0,1); no bias, no noise.
 
     `meta["w"]` holds the weights.
     """
@@ -94,7 +94,7 @@ def scalar_linear_regression(features_size: int, num_train: int, num_valid: int,
 
 def scalar_2layer_nn_regression(features_size: int, num_train: int, num_valid: int,
                                 data_seed: int, param_seed: int) -> TaskData:
-    """Spec §5.4: labels u . max(W x, 0) from a teacher whose units 0 and 2 are zeroed.
+    """docs/semantics.md §5.4: labels u . max(W x, 0) from a teacher whose units 0 and 2 are zeroed.
 
     Draws W (F x F, row-major), zeroes its rows 0 and 2, then draws u and zeroes
     u[0] and u[2]. Requires F >= 3. `meta["W"]` and `meta["u"]` hold the teacher.
@@ -117,7 +117,7 @@ def scalar_2layer_nn_regression(features_size: int, num_train: int, num_valid: i
 
 def unit_test_constant(features_size: int, num_train: int, num_valid: int,
                        value: float) -> TaskData:
-    """Every feature and every label equal to `value` (unit_test_zeros / _ones, spec §5.5)."""
+    """Every feature and label equal to `value` (unit_test_zeros/_ones, docs/semantics.md §5.5)."""
     return TaskData(np.full((num_train, features_size), float(value)),
                     np.full(num_train, float(value)),
                     np.full((num_valid, features_size), float(value)),
@@ -198,7 +198,7 @@ def binary_gaussian_classification(features_size: int, num_train: int, num_valid
 
 
 def train_order(num_train: int, num_epochs: int, data_seed: int) -> np.ndarray:
-    """The E x N training order of spec §5.7.
+    """The E x N training order of docs/semantics.md §5.7.
 
     Epoch 0 is the natural order 0..N-1; epoch k >= 1 is epoch k-1's order
     shuffled once more, all shuffles drawn from one RNG seeded with

@@ -1,8 +1,8 @@
 """Task specifications: `TaskSpec`, the seed rules, the TOML form, and building tasks.
 
-A `TaskSpec` is one entry of the original's TaskCollection (spec §5.1): a task
+A `TaskSpec` is one entry of the original's TaskCollection (docs/semantics.md §5.1): a task
 type, sizes, an eval type and seed lists, expanded into `num_tasks` tasks with
-the seed rules of spec §5.2. `parse_task_specs` reads the TOML form
+the seed rules of docs/semantics.md §5.2. `parse_task_specs` reads the TOML form
 (`[[tasks]]` tables); `build_tasks` turns specs into `Task`s, in spec order.
 
 TOML form, one `[[tasks]]` table per spec::
@@ -14,7 +14,7 @@ TOML form, one `[[tasks]]` table per spec::
     num_valid_examples = 100
     num_tasks = 10
     eval_type = "RMS_ERROR"                # optional for types with only one choice
-    data_seeds = [1000000]                 # optional; see spec §5.2
+    data_seeds = [1000000]                 # optional; see docs/semantics.md §5.2
     param_seeds = [2000000]
 
     [[tasks]]
@@ -70,13 +70,13 @@ FIXED_EVAL_TYPE = {
 DEFAULT_PARAM_SEEDS = (1001, 1012, 1010, 1000, 1006, 1008, 1007, 1003)
 DEFAULT_DATA_SEEDS = (11001, 11012, 11010, 11000, 11006, 11008, 11007, 11003)
 SEED_MODULUS = 2**32
-# Salts of the two seed generators of randomize_seeds (spec §5.2).
+# Salts of the two seed generators of randomize_seeds (docs/semantics.md §5.2).
 PARAM_SEED_SALT = 85652777
 DATA_SEED_SALT = 38272328
 
 
 def expand_seeds(seeds: Sequence[int], defaults: Sequence[int], count: int) -> list[int]:
-    """The `count` per-task seeds of spec §5.2, each mod 2**32.
+    """The `count` per-task seeds of docs/semantics.md §5.2, each mod 2**32.
 
     Seed i is `seeds[i]` if i < len(seeds), else seed i-1 plus one; an empty
     `seeds` means `defaults`.
@@ -90,7 +90,7 @@ def expand_seeds(seeds: Sequence[int], defaults: Sequence[int], count: int) -> l
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One spec of a task collection: `num_tasks` tasks of one type (spec §5.1).
+    """One spec of a task collection: `num_tasks` tasks of one type (docs/semantics.md §5.1).
 
     Field names are the original's. `features_size`, `num_train_examples` and
     `num_valid_examples` may be None only for datasets (taken from the file) and
@@ -199,11 +199,11 @@ class TaskSpec:
             object.__setattr__(self, key, value)
 
     def param_seed_list(self) -> list[int]:
-        """The param seed of each of the `num_tasks` tasks (spec §5.2)."""
+        """The param seed of each of the `num_tasks` tasks (docs/semantics.md §5.2)."""
         return expand_seeds(self.param_seeds, DEFAULT_PARAM_SEEDS, self.num_tasks)
 
     def data_seed_list(self) -> list[int]:
-        """The data seed of each of the `num_tasks` tasks (spec §5.2)."""
+        """The data seed of each of the `num_tasks` tasks (docs/semantics.md §5.2)."""
         return expand_seeds(self.data_seeds, DEFAULT_DATA_SEEDS, self.num_tasks)
 
 
@@ -340,7 +340,7 @@ def build_tasks(specs: Sequence[TaskSpec], start_index: int = 0) -> list[Task]:
 
     Task i of the result has `index` start_index + i. Each task's training
     order is the file's `train_order` for a dataset that has one, else the
-    per-epoch shuffles of spec §5.7 from its data seed.
+    per-epoch shuffles of docs/semantics.md §5.7 from its data seed.
     """
     tasks: list[Task] = []
     for spec in specs:
