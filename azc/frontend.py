@@ -397,8 +397,8 @@ class SourceMap:
         return given if given is not None else header
 
     def position(self, component: Component, index: int) -> tuple[int, int] | None:
-        """(line, column) of an instruction, or None if the text has no such instruction."""
-        span = self.span(component, index)
+        """(line, column) where an instruction starts, or None if the text has none there."""
+        span = self.span(component, index, "out")
         return None if span is None else (span.line, span.column)
 
     def span(self, component: Component | str, index: int, field: str | None = None
