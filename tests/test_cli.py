@@ -199,3 +199,17 @@ def test_features_from_a_real_run(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert code == 0 and "(F=4)" in out
     code, _, err = azc(capsys, "llvm", best, "--features", "2")
     assert code == 1 and "is from a run with F=4" in err
+
+
+def test_export_locates_errors_and_checks_the_header(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, PROGRAM)
+    code, _, err = azc(capsys, "export", path, "-o", tmp_path / "out", "--features", "4",
+                       "--vectors", "3")
+    assert code == 1
+    located(err, path, 9, 3, "address v3 is out of range: the memory has 3 vector addresses "
+            "(v0..v2)", "^^")
+    best = best_az(tmp_path, 4)
+    code, _, err = azc(capsys, "export", best, "-o", tmp_path / "out", "--features", "5")
+    assert code == 1 and "is from a run with F=4" in err
+    assert not (tmp_path / "out").exists()
