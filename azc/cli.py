@@ -2,7 +2,11 @@
 
 Subcommands parse their options, call the Python API, and print results; all
 user errors arrive as AzcError and are printed as one message with exit
-status 1 (2 for bad command-line usage, 130 when interrupted).
+status 1 (2 for bad command-line usage, 130 when interrupted).  Errors in a
+program file found after parsing (an address or element index out of range
+for --scalars/--vectors/--matrices/--features) are located in the file like
+parse errors, through the file's SourceMap.  The feature size of a run's
+best.az comes from its header when --features is not given.
 """
 
 from __future__ import annotations
@@ -14,14 +18,15 @@ import time
 from pathlib import Path
 
 from azc.errors import AzcError
-from azc.frontend import parse_file
-from azc.ir import MemoryConfig, Program, verify
+from azc.frontend import SourceMap, parse_file_with_source
+from azc.ir import MemoryConfig, Program
 from azc.printer import format_program
 from azc.resources import example_file, example_names
 
 
-def load_program(arg: str) -> tuple[Program, str]:
-    """A program from a path, or from the name of a shipped example."""
+def load_program(arg: str) -> tuple[Program, SourceMap]:
+    """A program from a path, or from the name of a shipped example, and where its
+    instructions are in the file (`source.filename` is the file's path)."""
     path = Path(arg)
     if not path.exists():
         shipped = example_file(arg)
@@ -29,16 +34,17 @@ def load_program(arg: str) -> tuple[Program, str]:
             raise AzcError(f"no such program file: {arg} (shipped examples: "
                            f"{', '.join(example_names())})")
         path = shipped
-    return parse_file(path), str(path)
+    return parse_file_with_source(path)
 
 
-def memory_from_args(args: argparse.Namespace, program: Program) -> MemoryConfig:
+def memory_from_args(args: argparse.Namespace, program: Program,
+                     features: int | None = None) -> MemoryConfig:
     """Memory sizes from --scalars/--vectors/--matrices; the rest fit the program."""
     fit = MemoryConfig.fitting(program)
     return MemoryConfig(args.scalars if args.scalars is not None else fit.scalars,
                         args.vectors if args.vectors is not None else fit.vectors,
                         args.matrices if args.matrices is not None else fit.matrices,
-                        getattr(args, "features", None))
+                        features)
 
 
 def _add_memory_options(p: argparse.ArgumentParser) -> None:
@@ -49,19 +55,22 @@ def _add_memory_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    program, path = load_program(args.program)
-    mem = memory_from_args(args, program)
-    verify(program, mem)
+    program, source = load_program(args.program)
+    mem = memory_from_args(args, program, source.features(args.features))
+    source.verify(program, mem)
     s, p, lr = program.sizes()
-    print(f"{path}: ok ({s} Setup, {p} Predict, {lr} Learn instructions; fits {mem})")
+    print(f"{source.filename}: ok ({s} Setup, {p} Predict, {lr} Learn instructions; fits {mem})")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    program, _ = load_program(args.program)
+    program, source = load_program(args.program)
+    features = source.features(args.features)
+    if features is not None:
+        source.verify(program, MemoryConfig.fitting(program, features))
     if args.optimized or args.stats:
         from azc.passes import optimize_with_stats
-        optimized, stats = optimize_with_stats(program, args.features)
+        optimized, stats = optimize_with_stats(program, features, fold_scalars=True)
         if args.stats:
             print(stats)
         if args.optimized:
@@ -74,14 +83,17 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_llvm(args: argparse.Namespace) -> int:
     from azc.backend.jit import default_compiler
     from azc.passes import optimize
-    program, _ = load_program(args.program)
+    program, source = load_program(args.program)
+    features = source.features(args.features)
+    features = 4 if features is None else features
+    source.verify(program, MemoryConfig.fitting(program, features))
     if not args.unoptimized:
-        program = optimize(program, args.features)
+        program = optimize(program, features)
     compiler = default_compiler()
     if args.asm:
-        print(compiler.assembly(program, args.features), end="")
+        print(compiler.assembly(program, features), end="")
     else:
-        print(compiler.llvm_ir(program, args.features, optimized=args.opt), end="")
+        print(compiler.llvm_ir(program, features, optimized=args.opt), end="")
     return 0
 
 
@@ -100,9 +112,12 @@ def _task_summary(tasks: list) -> str:
 def cmd_eval(args: argparse.Namespace) -> int:
     from azc.evaluation import evaluate
     from azc.tasks import load_tasks
-    program, path = load_program(args.program)
+    program, source = load_program(args.program)
+    path = source.filename
     tasks = load_tasks(args.task, eval_type=args.eval_type, num_train_epochs=args.epochs)
     mem = memory_from_args(args, program)
+    for f in sorted({t.features for t in tasks}):
+        source.verify(program, mem.with_features(f))
     start = time.perf_counter()
     result = evaluate(program, tasks, mem, backend=args.backend, seed=args.seed,
                       combination=args.combination, max_abs_error=args.max_abs_error,
@@ -176,7 +191,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from azc.export import export
-    program, path = load_program(args.program)
+    program, source = load_program(args.program)
+    path = source.filename
     fit_of = args.train or args.task
     memory = None
     if any(x is not None for x in (args.scalars, args.vectors, args.matrices)):
@@ -231,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="parse and validate a program")
     p.add_argument("program", help="a .az file or the name of a shipped example")
     _add_memory_options(p)
-    p.add_argument("--features", type=int, metavar="F", help="feature size to check indices")
+    p.add_argument("--features", type=int, metavar="F",
+                   help="feature size to check indices (default: a run's best.az header)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("show", help="print a program in canonical form")
@@ -240,12 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the program after dead-code removal and constant folding")
     p.add_argument("--stats", action="store_true", help="say what each pass removed")
     p.add_argument("--features", type=int, metavar="F",
-                   help="feature size (enables constant folding of vector/matrix ops)")
+                   help="feature size (enables constant folding of vector/matrix ops; "
+                   "default: a run's best.az header; without F only scalar ops fold)")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("llvm", help="print the LLVM IR (or assembly) of a program's kernel")
     p.add_argument("program", help="a .az file or the name of a shipped example")
-    p.add_argument("--features", type=int, default=4, metavar="F", help="feature size (4)")
+    p.add_argument("--features", type=int, metavar="F",
+                   help="feature size (default: a run's best.az header, else 4)")
     p.add_argument("--asm", action="store_true", help="print native assembly instead")
     p.add_argument("--opt", action="store_true", help="print the IR after LLVM's passes")
     p.add_argument("--unoptimized", action="store_true",

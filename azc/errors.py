@@ -67,12 +67,17 @@ class ParseError(AzcError):
 
 
 class VerifyError(AzcError):
-    """A program does not fit its memory configuration or allowed ops."""
+    """A program does not fit its memory configuration or allowed ops.
+
+    `component` and `index` name the instruction, `field` its offending part
+    ("op", "out", "in1", "in2", "c0", "c1"; see azc.ir.check_instr) when known.
+    """
 
     def __init__(self, message: str, component: str | None = None, index: int | None = None,
-                 span: Span | None = None):
+                 span: Span | None = None, field: str | None = None):
         self.component = component
         self.index = index
+        self.field = field
         where = None
         if component is not None:
             where = component if index is None else f"{component}[{index}]"

@@ -34,7 +34,6 @@ import datetime
 import json
 import math
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -54,7 +53,7 @@ from azc.backend import model as native
 from azc.backend.contracts import Layout, StateWord
 from azc.backend.jit import LLVM_LOCK, Target, optimize_module, parse_ir
 from azc.errors import ExportError
-from azc.frontend import parse, parse_file
+from azc.frontend import SourceMap, parse_file_with_source, parse_with_source, run_features
 from azc.interp import DEFAULT_MAX_ABS_ERROR
 from azc.ir import MemoryConfig, Program, verify
 from azc.printer import format_program
@@ -237,9 +236,10 @@ def protocol_fit(lib: rt.Library, task: Task, seed: int,
 # The folder.
 # ---------------------------------------------------------------------------
 
-def _load_program(program: Program | str | Path) -> tuple[Program, Path | None]:
+def _load_program(program: Program | str | Path
+                  ) -> tuple[Program, SourceMap | None, Path | None]:
     if isinstance(program, Program):
-        return program, None
+        return program, None, None
     if isinstance(program, Path) or (isinstance(program, str) and "\n" not in program
                                      and (Path(program).exists() or example_file(program))):
         path = Path(program)
@@ -248,9 +248,9 @@ def _load_program(program: Program | str | Path) -> tuple[Program, Path | None]:
             if shipped is None:
                 raise ExportError(f"no such program file: {program}")
             path = shipped
-        return parse_file(path), path
+        return *parse_file_with_source(path), path
     if isinstance(program, str):
-        return parse(program), None
+        return *parse_with_source(program), None
     raise ExportError(f"expected a Program, program text or a .az path, got "
                       f"{type(program).__name__}")
 
@@ -261,12 +261,11 @@ def _run_info(path: Path | None, program: Program) -> dict[str, Any]:
         return {}
     info: dict[str, Any] = {}
     try:
-        first = path.read_text().splitlines()[:1]
+        features = run_features(path.read_text())
     except OSError:
-        first = []
-    m = re.search(r"\bF=(\d+)", first[0]) if first and first[0].startswith("#") else None
-    if m:
-        info["features"] = int(m.group(1))
+        features = None
+    if features is not None:
+        info["features"] = features
     result = path.parent / "result.json"
     if result.is_file():
         try:
@@ -326,8 +325,10 @@ def export(program: Program | str | Path, out: str | Path, *, features: int | No
     - `target`: "host" (this CPU, the fastest), "generic" (any x86-64) or a Target;
     - `seed`: the random ops' seed for the fit (also the saved model's random_state).
     """
-    prog, path = _load_program(program)
+    prog, source, path = _load_program(program)
     run = _run_info(path, prog)
+    if source is not None:
+        source.features(features)  # a given F must agree with a run's header
     task_list = _resolve_tasks(tasks, eval_type)
     if task_list and task_list[0].index != 0:
         task_list[0] = task_list[0].with_index(0)
@@ -347,7 +348,10 @@ def export(program: Program | str | Path, out: str | Path, *, features: int | No
     etype = (task_list[0].eval_type if task_list and eval_type is None
              else EvalType.parse(eval_type or EvalType.RMS_ERROR))
     mem = (memory or MemoryConfig.fitting(prog)).with_features(F)
-    verify(prog, mem)
+    if source is not None:
+        source.verify(prog, mem)
+    else:
+        verify(prog, mem)
     target_name, tgt = resolve_target(target)
     out = Path(out)
     _check_out(out)

@@ -10,6 +10,7 @@ offending line and a caret.  No Lark exception ever escapes.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +20,16 @@ import lark
 from lark import Lark, Token, Tree
 
 from azc.errors import AzcError, ParseError, Span, VerifyError
-from azc.ir import Component, Instr, MemoryConfig, Program, as_float32, check_allowed, check_instr
+from azc.ir import (
+    Component,
+    Instr,
+    MemoryConfig,
+    Program,
+    as_float32,
+    check_allowed,
+    check_instr,
+    verify,
+)
 from azc.ops import OPS, Kind, Op, lookup, setter, surface_ops
 from azc.resources import grammar_file
 
@@ -267,12 +277,20 @@ def parse(text: str, filename: str = "<text>", memory: MemoryConfig | None = Non
     with `allowed`, every op against the component's allowed ops.  Errors are
     ParseError / VerifyError with the file, line, column and a caret.
     """
+    return parse_with_source(text, filename, memory, allowed)[0]
+
+
+def parse_with_source(text: str, filename: str = "<text>", memory: MemoryConfig | None = None,
+                      allowed: dict[Component, frozenset[int]] | None = None
+                      ) -> tuple[Program, SourceMap]:
+    """`parse`, and where each instruction is in the text (to locate later errors)."""
     src = _Source(filename, text.splitlines())
     try:
         tree = _parser().parse(text if text.endswith("\n") else text + "\n")
     except lark.exceptions.LarkError as err:
         raise _lark_error(err, src) from None
     parts: dict[Component, list[Instr]] = {c: [] for c in Component}
+    places: dict[Component, list[dict[str, Any]]] = {c: [] for c in Component}
     seen: dict[Component, int] = {}
     current: Component | None = None
     resolver = _Resolver(src)
@@ -290,6 +308,7 @@ def parse(text: str, filename: str = "<text>", memory: MemoryConfig | None = Non
             continue
         if line.data == "noop":
             parts[current].append(Instr(0))
+            places[current].append({"op": line})
             continue
         ins, where = resolver.resolve(line)
         problem = None
@@ -302,8 +321,10 @@ def parse(text: str, filename: str = "<text>", memory: MemoryConfig | None = Non
             raise VerifyError(message, component=current.title, index=len(parts[current]),
                               span=src.at(where.get(fld, where["op"])))
         parts[current].append(ins)
-    return Program(tuple(parts[Component.SETUP]), tuple(parts[Component.PREDICT]),
-                   tuple(parts[Component.LEARN]))
+        places[current].append(where)
+    program = Program(tuple(parts[Component.SETUP]), tuple(parts[Component.PREDICT]),
+                      tuple(parts[Component.LEARN]))
+    return program, SourceMap(src, places)
 
 
 def _header(line: Tree, seen: dict[Component, int], src: _Source) -> Component:
@@ -327,6 +348,13 @@ def _header(line: Tree, seen: dict[Component, int], src: _Source) -> Component:
 def parse_file(path: str | Path, memory: MemoryConfig | None = None,
                allowed: dict[Component, frozenset[int]] | None = None) -> Program:
     """Parse a .az file (errors name the file)."""
+    return parse_file_with_source(path, memory, allowed)[0]
+
+
+def parse_file_with_source(path: str | Path, memory: MemoryConfig | None = None,
+                           allowed: dict[Component, frozenset[int]] | None = None
+                           ) -> tuple[Program, SourceMap]:
+    """`parse_file`, and where each instruction is in the file."""
     p = Path(path)
     try:
         text = p.read_text()
@@ -334,4 +362,88 @@ def parse_file(path: str | Path, memory: MemoryConfig | None = None,
         raise AzcError(f"cannot read program {p}: {err.strerror or err}") from None
     except UnicodeDecodeError:
         raise AzcError(f"{p} is not a text file") from None
-    return parse(text, filename=str(path), memory=memory, allowed=allowed)
+    return parse_with_source(text, filename=str(path), memory=memory, allowed=allowed)
+
+
+class SourceMap:
+    """Where the instructions of a parsed text are: (component, index) -> line and column.
+
+    Errors found after parsing (`verify` with other memory sizes, the feature
+    size of a fold) name a component and an index; `locate` gives them the
+    file:line:column, the line and a caret of a parse error.
+    """
+
+    def __init__(self, src: _Source, places: dict[Component, list[dict[str, Any]]]):
+        self.src = src
+        self.places = places
+
+    @property
+    def filename(self) -> str:
+        """The name errors give the text."""
+        return self.src.filename
+
+    @property
+    def text(self) -> str:
+        """The parsed text."""
+        return "\n".join(self.src.lines)
+
+    def features(self, given: int | None = None) -> int | None:
+        """The feature size: `given`, else the F of a run's header (`run_features`), else
+        None; a given F that disagrees with the header is an error."""
+        header = run_features(self.text)
+        if given is not None and header is not None and given != header:
+            raise AzcError(f"--features is {given} but {self.filename} is from a run with "
+                           f"F={header} (its header says so)")
+        return given if given is not None else header
+
+    def position(self, component: Component, index: int) -> tuple[int, int] | None:
+        """(line, column) where an instruction starts, or None if the text has none there."""
+        span = self.span(component, index, "out")
+        return None if span is None else (span.line, span.column)
+
+    def span(self, component: Component | str, index: int, field: str | None = None
+             ) -> Span | None:
+        """The place of an instruction, or of its part `field` ("out", "in1", "in2", "c0",
+        "c1"; else the whole right-hand side)."""
+        comp = _HEADERS.get(component, None) if isinstance(component, str) else component
+        if comp is None or not 0 <= index < len(self.places[comp]):
+            return None
+        where = self.places[comp][index]
+        return self.src.at(where.get(field or "op", where["op"]))
+
+    def locate(self, err: VerifyError) -> VerifyError:
+        """The error at its place in the text (itself if it has one or names none)."""
+        if err.span is not None or err.component is None or err.index is None:
+            return err
+        span = self.span(err.component, err.index, err.field)
+        if span is None:
+            return err
+        return VerifyError(err.message, component=err.component, index=err.index, span=span,
+                           field=err.field)
+
+    def verify(self, program: Program, memory: MemoryConfig,
+               allowed: dict[Component, frozenset[int]] | None = None) -> None:
+        """`azc.ir.verify`, with errors located in the text."""
+        try:
+            verify(program, memory, allowed)
+        except VerifyError as err:
+            raise self.locate(err) from None
+
+
+# The first line of a run's best.az (azc.search.experiment writes it, `run_features` reads it).
+RUN_HEADER = ("# Discovered by azc evolve {name} (seed {seed}): final fitness {final:.6f}, "
+              "select {select:.6f}, F={features}.")
+_RUN_HEADER_F = re.compile(r"# Discovered by azc evolve .*, F=(\d+)\.\s*")
+
+
+def run_header(name: str, seed: int, final: float, select: float, features: int) -> str:
+    """The header line (with its newline) of a run's best.az."""
+    return RUN_HEADER.format(name=name, seed=seed, final=final, select=select,
+                             features=features) + "\n"
+
+
+def run_features(text: str) -> int | None:
+    """The feature size F a run's header on the first line of `text` gives, or None."""
+    first = text.split("\n", 1)[0]
+    m = _RUN_HEADER_F.fullmatch(first)
+    return int(m.group(1)) if m else None

@@ -396,7 +396,7 @@ def verify(program: Program, memory: MemoryConfig,
     for comp, i, ins in program.instructions():
         problem = check_instr(ins, memory) or check_allowed(ins, comp, allowed)
         if problem is not None:
-            raise VerifyError(problem[0], component=comp.title, index=i)
+            raise VerifyError(problem[0], component=comp.title, index=i, field=problem[1])
 
 
 def check_allowed(ins: Instr, comp: Component,

@@ -717,3 +717,48 @@ def test_dead_code_does_not_change_the_optimized_hash(case) -> None:
     # the inserted code is really dead: the same behaviour on the larger memory
     why = same_run(p, q, task, big, seed)
     assert why is None, f"{why}\n{msg}"
+
+
+def test_fold_without_a_feature_size_folds_scalar_only_ops() -> None:
+    before = az("""
+        def Setup():
+          s2 = 2.0
+          s3 = s2 * s2
+          v1[0] = 3.0
+          s5 = norm(v1)
+        def Predict():
+          s4 = s3 + s2
+          s6 = s4 + s5
+          s1 = s6 + s0
+        """)
+    after = az("""
+        def Setup():
+          s2 = 2.0
+          s3 = 4.0
+          v1[0] = 3.0
+          s5 = norm(v1)
+        def Predict():
+          s4 = 6.0
+          s6 = s4 + s5
+          s1 = s6 + s0
+        """)
+    assert_program(fold(before, None), after)
+    prog, stats = optimize_with_stats(before, fold_scalars=True)
+    assert prog == optimize(before, fold_scalars=True) == dce(after)
+    assert stats.folded == 2 and "(scalar-only ops, no feature size)" in str(stats)
+
+
+@settings(max_examples=500, deadline=None)
+@given(programs_on_tasks())
+def test_fold_without_a_feature_size_is_valid_at_every_feature_size(case) -> None:
+    mem, p, task, seed = case
+    q = fold(p, None)
+    at_f = fold(p, task.features)
+    for (_, a), (_, b), (_, c) in zip(p.components(), q.components(), at_f.components()):
+        # what folds without F folds the same at F (F only adds what is known)
+        assert all(y == x or y == z for x, y, z in zip(a, b, c)), format_program(q)
+    assert fold(q, None) == q
+    for name, r in (("fold(None)", q), ("optimize(fold_scalars)",
+                                        optimize(p, fold_scalars=True))):
+        why = same_run(p, r, task, mem, seed)
+        assert why is None, f"{name}: {why}\nbefore:\n{format_program(p)}"

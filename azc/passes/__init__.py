@@ -8,7 +8,8 @@ module docstring:
 * `dce(program)` (dce.py): dead-code removal by AutoML-Zero's memory model
   (liveness over Setup -> (Predict -> Learn)* -> Predict, seeded by s1).
 
-The pipeline runs fold (only when the feature size is given) and dce
+The pipeline runs fold (only when the feature size is given, or with
+`fold_scalars`: then only the scalar-only ops, valid at every F) and dce
 alternately until neither changes the program: folding makes the inputs of
 replaced instructions dead.  The other way round cannot happen with these
 two passes -- a location read by live code keeps every write that makes it
@@ -43,9 +44,14 @@ PASSES: list[tuple[str, Callable[..., Program]]] = [
 ]
 
 
-def optimize(program: Program, features: int | None = None) -> Program:
-    """Fold (when `features` is given) and dce, alternately, until a fixed point."""
-    if features is None:
+def optimize(program: Program, features: int | None = None, *,
+             fold_scalars: bool = False) -> Program:
+    """Fold (when `features` is given) and dce, alternately, until a fixed point.
+
+    Without `features`, `fold_scalars` still folds the scalar-only ops (the
+    result is valid at every F); otherwise only dce runs.
+    """
+    if features is None and not fold_scalars:
         return dce(program)
     while True:
         new = dce(fold(program, features))
@@ -65,14 +71,18 @@ class PassStats:
     before: tuple[int, int, int] = (0, 0, 0)  # Setup, Predict, Learn sizes
     after: tuple[int, int, int] = (0, 0, 0)
     features: int | None = None
+    fold_scalars: bool = False  # fold ran without a feature size: scalar-only ops
 
     def __str__(self) -> str:
         names = ("Setup", "Predict", "Learn")
         sizes = ", ".join(f"{n} {b} -> {a}" for n, b, a in zip(names, self.before, self.after))
         total = f"{sum(self.before)} -> {sum(self.after)} instructions"
-        fold_line = ("fold: not run (no feature size)" if self.features is None else
+        at = (f"F={self.features}" if self.features is not None else
+              "scalar-only ops, no feature size")
+        fold_line = ("fold: not run (no feature size)"
+                     if self.features is None and not self.fold_scalars else
                      f"fold: {self.folded} instruction{_s(self.folded)} replaced by constants "
-                     f"(F={self.features})")
+                     f"({at})")
         return "\n".join([
             f"optimized in {self.iterations} iteration{_s(self.iterations)}: {total}",
             f"  {sizes}",
@@ -99,18 +109,20 @@ def _changed(old: Program, new: Program) -> int:
                for a, b in zip(x[1], y[1]))
 
 
-def optimize_with_stats(program: Program,
-                        features: int | None = None) -> tuple[Program, PassStats]:
+def optimize_with_stats(program: Program, features: int | None = None, *,
+                        fold_scalars: bool = False) -> tuple[Program, PassStats]:
     """`optimize`, and what each pass did."""
-    stats = PassStats(before=program.sizes(), features=features)
+    folding = features is not None or fold_scalars
+    stats = PassStats(before=program.sizes(), features=features,
+                      fold_scalars=fold_scalars and features is None)
     while True:
         stats.iterations += 1
-        folded = program if features is None else fold(program, features)
+        folded = fold(program, features) if folding else program
         stats.folded += _changed(program, folded)
         new = dce(folded)
         stats.removed += sum(folded.sizes()) - sum(new.sizes())
         stats.removed_noops += sum(ins.op == 0 for _, _, ins in folded.instructions())
-        if new == program or features is None:
+        if new == program or not folding:
             break
         program = new
     stats.after = new.sizes()

@@ -8,8 +8,10 @@ are replaced in place by `sc = <value>` (op 56).  On every task with
 `features` features and every seed, it gives the same training and
 validation predictions (bit for bit; a NaN may change its payload) and
 fitness as its input.  The result depends on `features` (a vector or matrix
-value has F elements): it is only valid at that F.  The pass is pure and
-idempotent, and returns its input object unchanged when nothing folds.
+value has F elements): it is only valid at that F.  With `features=None`
+only scalar-only ops fold (no vector or matrix input or output: their values
+do not depend on F), and the result is valid at every F.  The pass is pure
+and idempotent, and returns its input object unchanged when nothing folds.
 
 Values are computed by the op table's reference semantics only
 (`OPS[op].ref(a, b, k, F, None)` under `np.errstate(all="ignore")`), the
@@ -60,18 +62,23 @@ VARIANT: frozenset[Loc] = frozenset({(0, 0), (0, 1), (1, 0)})  # s0, s1, v0: har
 CONST_SET = 56
 
 _OUT_KIND: tuple[int, ...] = tuple(-1 if op.out is None else int(op.out) for op in OPS)
+# ops whose inputs and output are all scalars: their values do not depend on F
+_SCALAR_ONLY: tuple[bool, ...] = tuple(
+    op.out is Kind.SCALAR and all(k is Kind.SCALAR for k in op.ins) for op in OPS)
 
 
-def zero(kind: int, features: int) -> Any:
-    """The value of a location of a kind in fresh memory."""
+def zero(kind: int, features: int | None) -> Any:
+    """The value of a location of a kind in fresh memory (None: unknown without F)."""
     if kind == Kind.SCALAR:
         return np.float64(0.0)
+    if features is None:
+        return None
     if kind == Kind.VECTOR:
         return np.zeros(features, dtype=np.float64)
     return np.zeros((features, features), dtype=np.float64)
 
 
-def stored(value: Any, kind: int, features: int) -> Any:
+def stored(value: Any, kind: int, features: int | None) -> Any:
     """A result as the interpreter's memory holds it after the write."""
     if kind == Kind.SCALAR:
         return np.float64(value)
@@ -98,10 +105,10 @@ def _check_index(ins: Instr, features: int, component: Component, index: int) ->
         if not 0 <= ins.consts[i] < features:
             raise VerifyError(f"element index {int(ins.consts[i])} is out of range for feature "
                               f"size F={features} (0..{features - 1})",
-                              component=component.title, index=index)
+                              component=component.title, index=index, field=f"c{i}")
 
 
-def known_result(ins: Instr, values: list[Any], features: int) -> Any:
+def known_result(ins: Instr, values: list[Any], features: int | None) -> Any:
     """The value an instruction writes, given its known inputs (see `_reads`)."""
     op = OPS[ins.op]
     a = values[0] if values else None
@@ -110,12 +117,13 @@ def known_result(ins: Instr, values: list[Any], features: int) -> Any:
         return stored(op.ref(a, b, ins.consts, features, None), _OUT_KIND[ins.op], features)
 
 
-def fold_component(instrs: Sequence[Instr], env: Env, fresh: bool, features: int,
+def fold_component(instrs: Sequence[Instr], env: Env, fresh: bool, features: int | None,
                    component: Component) -> tuple[tuple[Instr, ...], Env]:
     """Fold one component from a start map; the new instructions and the map at its end.
 
     `fresh` says that memory starts all zero (Setup): an absent location is
-    known to be zero; otherwise an absent location is unknown.
+    known to be zero; otherwise an absent location is unknown.  Without
+    `features`, only scalar-only ops are computed.
     """
     env = dict(env)
     out: list[Instr] = []
@@ -126,11 +134,12 @@ def fold_component(instrs: Sequence[Instr], env: Env, fresh: bool, features: int
             out.append(ins)
             continue
         loc = (kind, ins.out)
-        if op.random:
+        if op.random or (features is None and not _SCALAR_ONLY[ins.op]):
             env[loc] = None
             out.append(ins)
             continue
         if op.partial_write:
+            assert features is not None  # a vector or matrix output: known only with F
             _check_index(ins, features, component, pos)
         values = [env[r] if r in env else (zero(r[0], features) if fresh else None)
                   for r in _reads(ins)]
@@ -157,7 +166,7 @@ def variant_locations(program: Program) -> set[Loc]:
     return locs
 
 
-def entry_env(instrs: Sequence[Instr], setup_exit: Env, variant: set[Loc], features: int,
+def entry_env(instrs: Sequence[Instr], setup_exit: Env, variant: set[Loc], features: int | None,
               label_zeroed: bool) -> Env:
     """What is known at the entry of Predict (`label_zeroed`) or Learn."""
     env: Env = {}
@@ -173,9 +182,9 @@ def entry_env(instrs: Sequence[Instr], setup_exit: Env, variant: set[Loc], featu
     return env
 
 
-def fold(program: Program, features: int) -> Program:
+def fold(program: Program, features: int | None) -> Program:
     """The program with known scalar results replaced by constants (module docstring)."""
-    if features < 1:
+    if features is not None and features < 1:
         raise VerifyError(f"the feature size must be at least 1, got {features}")
     setup, setup_exit = fold_component(program.setup, {}, True, features, Component.SETUP)
     variant = variant_locations(program)

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from azc.errors import AzcError
+from azc.frontend import run_header
 from azc.ir import MemoryConfig, Program
 from azc.passes import optimize
 from azc.printer import format_program
@@ -571,8 +572,7 @@ def _final(run: Run, out: Path | None, reporter: _Reporter) -> EvolveResult:
 
 
 def _header(r: EvolveResult, name: str, features: int) -> str:
-    return (f"# Discovered by azc evolve {name} (seed {r.seed}): final fitness "
-            f"{r.final_fitness:.6f}, select {r.select_fitness:.6f}, F={features}.\n")
+    return run_header(name, r.seed, r.final_fitness, r.select_fitness, features)
 
 
 def _result_json(r: EvolveResult, cfg: ExperimentConfig) -> dict:
