@@ -2,9 +2,9 @@
 
 An `Instr` is the original's instruction record: op id, output and input
 addresses, and up to three constants `c0, c1, c2` whose meaning the op table
-gives (a float64 for op 56; float32 values for ops 57-64; element indices for
-ops 57/58).  Fields an op does not use are 0, so equal behaviour means equal
-records.  Instructions are frozen and shared between parents and children.
+gives (`Op.params`: float64, float32 or element index per slot).  Fields an
+op does not use are 0, so equal behaviour means equal records.  Instructions
+are frozen and shared between parents and children.
 
 Element indices are stored as integers for the program's feature size F (the
 original stores a fraction f of F, with index = floor(F * f); at a fixed F the
@@ -29,16 +29,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
 
-import numpy as np
-
 from azc.errors import VerifyError
-from azc.ops import NUM_OPS, OPS, Const, Kind, Op
-
-
-def as_float32(x: float) -> float:
-    """x rounded to float32 (and widened back to a Python float)."""
-    with np.errstate(over="ignore"):
-        return float(np.float32(x))
+from azc.ops import NO_OP, OPS, RANDOM_OPS, Const, Kind, Op, as_float32
 
 
 class Component(IntEnum):
@@ -76,7 +68,7 @@ class RecordField(IntEnum):
 
 _RECORD = RECORD = struct.Struct("<hhhhddd")  # the fields of RecordField, in order
 _F64 = struct.Struct("<d")
-_RANDOM_IDS = frozenset(o.id for o in OPS if o.random)
+_RANDOM_IDS = RANDOM_OPS  # (a live group of the table)
 RECORD_SIZE = _RECORD.size  # 32 bytes
 assert RecordField.C2 + 8 == RECORD_SIZE
 
@@ -195,7 +187,8 @@ class Instr(bytes):
         return _RECORD.unpack(self)  # type: ignore[return-value]
 
     def inputs(self) -> list[tuple[Kind, int]]:
-        """The (kind, address) pairs this instruction reads (not the old output of 57/58)."""
+        """The (kind, address) pairs this instruction reads (an element setter's old output
+        not included)."""
         o = OPS[self[0]]
         if not o.ins:
             return []
@@ -216,7 +209,7 @@ class Instr(bytes):
         return Instr(op, out, 0, in2, c0, c1, c2, slot)
 
 
-NOOP = Instr(0)
+NOOP = Instr(NO_OP.id)
 
 
 def slot_at(ins: Instr, position: int) -> int:
@@ -361,8 +354,8 @@ def check_instr(ins: Instr, memory: MemoryConfig) -> tuple[str, str] | None:
 
     `field` names the offending part: "op", "in1", "in2", "out", "c0" or "c1".
     """
-    if not 0 <= ins.op < NUM_OPS:
-        return f"op id {ins.op} is not an op (valid ids are 0..{NUM_OPS - 1})", "op"
+    if not 0 <= ins.op < len(OPS):
+        return f"op id {ins.op} is not an op (valid ids are 0..{len(OPS) - 1})", "op"
     o = OPS[ins.op]
     named = list(zip(o.ins, (ins.in1, ins.in2), ("in1", "in2")))
     if o.out is not None:
@@ -402,7 +395,7 @@ def verify(program: Program, memory: MemoryConfig,
 def check_allowed(ins: Instr, comp: Component,
                   allowed: dict[Component, frozenset[int]] | None) -> tuple[str, str] | None:
     """Why an instruction's op is not allowed in its component, or None."""
-    if allowed is None or comp not in allowed or ins.op == 0 or ins.op in allowed[comp]:
+    if allowed is None or comp not in allowed or ins.op == NO_OP.id or ins.op in allowed[comp]:
         return None
     return f"{OPS[ins.op].name} is not allowed in {comp.title} by the configuration", "op"
 

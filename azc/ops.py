@@ -33,10 +33,11 @@ This module imports only numpy, math and azc._runtime.rng.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -70,12 +71,76 @@ S, V, M = Kind.SCALAR, Kind.VECTOR, Kind.MATRIX
 class Const(IntEnum):
     """What a constant field of an instruction holds."""
 
-    F64 = 0    # a float64 value (op 56)
-    F32 = 1    # a float32 value, rounded when stored (ops 57-64)
-    INDEX = 2  # an element index 0 <= i < F (ops 57, 58)
+    F64 = 0    # a float64 value (the scalar constant setter)
+    F32 = 1    # a float32 value, rounded when stored (element setters, random setters)
+    INDEX = 2  # an element index 0 <= i < F (element setters)
 
 
 Ref = Callable[[Any, Any, tuple, int, Any], Any]
+
+
+def as_float32(x: float) -> float:
+    """x rounded to float32 (and widened back to a Python float)."""
+    with np.errstate(over="ignore"):
+        return float(np.float32(x))
+
+
+class Draws(Protocol):
+    """The search's random source as a parameter rule uses it (azc.search.random)."""
+
+    def random(self) -> float: ...
+    def integer(self, n: int) -> int: ...
+    def uniform(self, lo: float, hi: float) -> float: ...
+    def open_uniform(self, lo: float, hi: float) -> float: ...
+
+
+Scale = Callable[[float, Any], float]  # the mutator's random factor: scale(value, rnd)
+
+FLIP_PROB = 0.1  # an alteration negates a flippable constant this often (else it scales it)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One constant slot of an op: what it holds, how a random instruction draws it
+    (the original's SetOpAndRandomizeParams) and how the mutator alters it (AlterData).
+
+    * INDEX: drawn uniformly in [0, F) (the original's fraction f ~ U[0, 1) stored as
+      floor(F * f)); an alteration draws a new index.
+    * F64 / F32: drawn uniformly in [lo, hi) (the open interval (lo, hi) with `open`),
+      rounded to float32 for F32; an alteration negates the value with probability
+      FLIP_PROB (only if `flip`), otherwise multiplies it by the mutator's random factor.
+    """
+
+    store: Const
+    name: str = "x"        # its meaning, for docs (value, lo, hi, mean, std, i, j)
+    lo: float = -1.0
+    hi: float = 1.0
+    open: bool = False     # the draw excludes lo
+    flip: bool = True      # an alteration may negate it (a standard deviation only scales)
+
+    def draw(self, rnd: Draws, F: int) -> float:
+        """One fresh value (consumes exactly one draw of rnd, or more for `open` rejects)."""
+        if self.store is Const.INDEX:
+            return float(rnd.integer(F))
+        x = rnd.open_uniform(self.lo, self.hi) if self.open else rnd.uniform(self.lo, self.hi)
+        return as_float32(x) if self.store is Const.F32 else x
+
+    def draw_many(self, g: np.random.Generator, F: int, k: int) -> np.ndarray:
+        """k fresh values at once from a numpy generator (the bulk form of `draw`; an open
+        interval maps the rare draws of lo to the midpoint)."""
+        if self.store is Const.INDEX:
+            return g.integers(0, F, k)
+        x = g.uniform(self.lo, self.hi, k)
+        if self.open:
+            x[x == self.lo] = (self.lo + self.hi) / 2
+        return x.astype(np.float32).astype(np.float64) if self.store is Const.F32 else x
+
+    def alter(self, value: float, rnd: Draws, F: int, scale: Scale) -> float:
+        """The value after one alteration."""
+        if self.store is Const.INDEX:
+            return float(rnd.integer(F))
+        x = -value if self.flip and rnd.random() < FLIP_PROB else scale(value, rnd)
+        return as_float32(x) if self.store is Const.F32 else x
 
 
 @dataclass(frozen=True)
@@ -88,7 +153,7 @@ class Op:
     out: Kind | None               # result kind (None for NO_OP)
     template: str                  # canonical text; {c} {a} {b} {k0} {k1} {k2}
     func: str                      # surface key: operator, function name or setter form
-    consts: tuple[Const, ...]      # meaning of c0, c1, c2 (prefix)
+    params: tuple[Param, ...]      # the constants c0, c1, c2 (prefix): storage, draw, alter
     random: bool                   # draws from the random generator
     cost: int                      # relative cost [compute_cost.cc], for the train budget
     ref: Ref                       # reference semantics
@@ -97,6 +162,13 @@ class Op:
     swappable: bool = False        # also accepted with operands swapped (ops 18, 29)
     paired: bool = False           # has a body on two tasks' interleaved memory (PairEmit)
     libm: str | None = None        # the C-library function it is (scalar transcendental ops)
+    ordered: bool = False          # an alteration keeps c0 <= c1 (a uniform's bounds)
+    values_per_draw: int = 1       # uniforms a random op takes per output element
+
+    @property
+    def consts(self) -> tuple[Const, ...]:
+        """What c0, c1, c2 hold (prefix)."""
+        return tuple(p.store for p in self.params)
 
     @property
     def arity(self) -> int:
@@ -110,7 +182,7 @@ class Op:
 
     @property
     def partial_write(self) -> bool:
-        """Writes one element and keeps the rest of its output (ops 57, 58)."""
+        """Writes one element and keeps the rest of its output (the element setters)."""
         return Const.INDEX in self.consts
 
     @property
@@ -118,10 +190,37 @@ class Op:
         """Reads or writes a matrix."""
         return Kind.MATRIX in self.ins or self.out is Kind.MATRIX
 
+    def out_size(self, F: int) -> int:
+        """Number of elements of the output at feature size F (1, F or F * F)."""
+        assert self.out is not None
+        return F ** int(self.out)
+
     def draws(self, F: int) -> int:
         """Number of values a random op draws at feature size F (one per output element)."""
-        assert self.random and self.out is not None
-        return F ** int(self.out)
+        assert self.random
+        return self.out_size(F)
+
+    def uniforms(self, F: int) -> int:
+        """Number of uniforms a random op consumes at feature size F."""
+        return self.draws(F) * self.values_per_draw
+
+    def random_params(self, rnd: Draws, F: int) -> tuple[float, ...]:
+        """Fresh constants for a random instruction of this op, drawn slot by slot."""
+        return tuple(p.draw(rnd, F) for p in self.params)
+
+    def altered_params(self, consts: tuple[float, ...], rnd: Draws, F: int,
+                       scale: Scale) -> tuple[float, ...]:
+        """The constants after one alteration: one slot picked uniformly (no draw for a
+        single slot), altered by its rule; `ordered` ops then sort (c0, c1)."""
+        n = len(self.params)
+        if not n:
+            return tuple(consts)
+        which = rnd.integer(n) if n > 1 else 0
+        vals = list(consts)
+        vals[which] = self.params[which].alter(vals[which], rnd, F, scale)
+        if self.ordered:
+            vals[0], vals[1] = min(vals[0], vals[1]), max(vals[0], vals[1])
+        return tuple(vals)
 
     def interp_ns(self, F: int) -> float:
         """Estimated time of one run of the op by the native interpreter at feature size F,
@@ -289,19 +388,29 @@ def _gaussian(shape: tuple[int, ...]) -> Ref:
 # The table.  One row per op, in id order.
 # ---------------------------------------------------------------------------
 
-_F64, _F32, _IDX = (Const.F64,), (Const.F32, Const.F32), Const.INDEX
+# The constant slots (Param rules: storage, draw, alteration) of the setters.
+_VALUE64 = (Param(Const.F64, "value", open=True),)                    # drawn in (-1, 1)
+_I, _J = Param(Const.INDEX, "i"), Param(Const.INDEX, "j")               # drawn in [0, F)
+_VALUE32 = Param(Const.F32, "value")                                   # drawn in [-1, 1)
+_LOHI = (Param(Const.F32, "lo"), Param(Const.F32, "hi"))               # independent draws
+_NORMAL = (Param(Const.F32, "mean"), Param(Const.F32, "std", lo=0.0, flip=False))
 
 
-def _op(id_: int, name: str, ins: tuple[Kind, ...], out: Kind | None, template: str, func: str,
-        ref: Ref, cost: int, doc: str, consts: tuple[Const, ...] = (), random: bool = False,
-        axis: int | None = None, swappable: bool = False, libm: str | None = None) -> Op:
-    # Scalar and vector ops that draw nothing have paired bodies (two tasks at once)
+def row(id_: int, name: str, ins: tuple[Kind, ...], out: Kind | None, template: str, func: str,
+        ref: Ref, cost: int, doc: str, params: tuple[Param, ...] = (), random: bool = False,
+        axis: int | None = None, swappable: bool = False, libm: str | None = None,
+        ordered: bool = False, values_per_draw: int = 1) -> Op:
+    """A row of the op table (for `extended`, a new op's row): `paired` follows from the
+    kinds -- scalar and vector ops that draw nothing have paired bodies (two tasks at once)."""
     paired = out is not None and not random and Kind.MATRIX not in (*ins, out)
-    return Op(id_, name, ins, out, template, func, consts, random, cost, ref, doc, axis, swappable,
-              paired, libm)
+    return Op(id_, name, ins, out, template, func, params, random, cost, ref, doc, axis,
+              swappable, paired, libm, ordered, values_per_draw)
 
 
-OPS: tuple[Op, ...] = (
+_op = row
+
+
+_ROWS: tuple[Op, ...] = (
     # id, name, ins, out, canonical text, surface key, semantics, cost, meaning
     _op(0, "NO_OP", (), None, "noop", "noop",
         lambda a, b, k, F, r: None, 3013921, "nothing"),
@@ -427,37 +536,172 @@ OPS: tuple[Op, ...] = (
         lambda a, b, k, F, r: _std_matrix(a, F), 10640216, "sc = sqrt(mean(ma^2) - mean(ma)^2)"),
     _op(56, "SCALAR_CONST_SET", (), S, "{c} = {k0}", "=",
         lambda a, b, k, F, r: np.float64(k[0]), 3691108, "sc = constant (float64)",
-        consts=_F64),
+        params=_VALUE64),
     _op(57, "VECTOR_CONST_SET", (), V, "{c}[{k0}] = {k1}", "[i]",
         lambda a, b, k, F, r: _set_element(a, (int(k[0]),), k[1]), 3991421,
-        "vc[i] = constant (float32); other elements unchanged", consts=(_IDX, Const.F32)),
+        "vc[i] = constant (float32); other elements unchanged", params=(_I, _VALUE32)),
     _op(58, "MATRIX_CONST_SET", (), M, "{c}[{k0}, {k1}] = {k2}", "[i,j]",
         lambda a, b, k, F, r: _set_element(a, (int(k[0]), int(k[1])), k[2]), 3693035,
         "mc[i, j] = constant (float32); other elements unchanged",
-        consts=(_IDX, _IDX, Const.F32)),
+        params=(_I, _J, _VALUE32)),
     _op(59, "SCALAR_UNIFORM_SET", (), S, "{c} = uniform({k0}, {k1})", "uniform",
-        _uniform(()), 26610704, "sc ~ U(lo, hi), open; lo if lo >= hi", consts=_F32, random=True),
+        _uniform(()), 26610704, "sc ~ U(lo, hi), open; lo if lo >= hi", params=_LOHI,
+        random=True, ordered=True),
     _op(60, "VECTOR_UNIFORM_SET", (), V, "{c} = uniform({k0}, {k1})", "uniform",
-        _uniform((1,)), 57817372, "vc[i] ~ U(lo, hi) i.i.d.", consts=_F32, random=True),
+        _uniform((1,)), 57817372, "vc[i] ~ U(lo, hi) i.i.d.", params=_LOHI,
+        random=True, ordered=True),
     _op(61, "MATRIX_UNIFORM_SET", (), M, "{c} = uniform({k0}, {k1})", "uniform",
-        _uniform((1, 1)), 208339446, "mc[i, j] ~ U(lo, hi) i.i.d., row-major", consts=_F32,
-        random=True),
+        _uniform((1, 1)), 208339446, "mc[i, j] ~ U(lo, hi) i.i.d., row-major",
+        params=_LOHI, random=True, ordered=True),
     _op(62, "SCALAR_GAUSSIAN_SET", (), S, "{c} = gaussian({k0}, {k1})", "gaussian",
-        _gaussian(()), 20775635, "sc ~ N(mean, std)", consts=_F32, random=True),
+        _gaussian(()), 20775635, "sc ~ N(mean, std)", params=_NORMAL, random=True,
+        values_per_draw=2),
     _op(63, "VECTOR_GAUSSIAN_SET", (), V, "{c} = gaussian({k0}, {k1})", "gaussian",
-        _gaussian((1,)), 77483018, "vc[i] ~ N(mean, std) i.i.d.", consts=_F32, random=True),
+        _gaussian((1,)), 77483018, "vc[i] ~ N(mean, std) i.i.d.", params=_NORMAL,
+        random=True, values_per_draw=2),
     _op(64, "MATRIX_GAUSSIAN_SET", (), M, "{c} = gaussian({k0}, {k1})", "gaussian",
         _gaussian((1, 1)), 277690384, "mc[i, j] ~ N(mean, std) i.i.d., row-major",
-        consts=_F32, random=True),
+        params=_NORMAL, random=True, values_per_draw=2),
 )
 
-NUM_OPS = len(OPS)
+
+# ---------------------------------------------------------------------------
+# The live table, its named ops and groups, and its extension.
+# ---------------------------------------------------------------------------
+
+def _read_only(*args: Any, **kwargs: Any) -> Any:
+    raise TypeError("the op table and its groups change only through azc.ops.extended")
+
+
+class OpTable(list):
+    """The rows of the op table, indexed by op id (a list for fast indexing; read-only
+    except through `extended`)."""
+
+    for _name in ("append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse",
+                  "__setitem__", "__delitem__", "__iadd__", "__imul__"):
+        locals()[_name] = _read_only
+    del _name
+
+
+class OpGroup(set):
+    """A named set of op ids, defined by a predicate on the rows and kept in step with
+    the table (like tinygrad's GroupOp sets; membership is a plain set test)."""
+
+    def __init__(self, name: str, where: Callable[[Op], bool]):
+        super().__init__()
+        self.name = name
+        self.where = where
+        _DERIVED.append(self)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute the members from the table."""
+        set.clear(self)
+        set.update(self, (op.id for op in OPS if self.where(op)))
+
+    def ops(self) -> list[Op]:
+        """The member rows, in id order."""
+        return [op for op in OPS if op.id in self]
+
+    def __repr__(self) -> str:
+        return f"OpGroup({self.name}: {sorted(self)})"
+
+    for _name in ("add", "discard", "remove", "pop", "clear", "update", "intersection_update",
+                  "difference_update", "symmetric_difference_update", "__ior__", "__iand__",
+                  "__isub__", "__ixor__"):
+        locals()[_name] = _read_only
+    del _name
+
+
+class OpColumn(list):
+    """One derived value per op, indexed by op id, kept in step with the table (for the
+    hot loops of passes and the budget: `column[ins.op]`)."""
+
+    def __init__(self, of: Callable[[Op], Any]):
+        super().__init__()
+        self.of = of
+        _DERIVED.append(self)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute the values from the table."""
+        list.clear(self)
+        list.extend(self, (self.of(op) for op in OPS))
+
+    for _name in ("append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse",
+                  "__setitem__", "__delitem__", "__iadd__", "__imul__"):
+        locals()[_name] = _read_only
+    del _name
+
+
+Listener = Callable[[tuple[Op, ...], tuple[Op, ...]], None]
+
+OPS: OpTable = OpTable(_ROWS)
 BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
-RANDOM_OPS: frozenset[int] = frozenset(op.id for op in OPS if op.random)
-PAIRED_OPS: frozenset[int] = frozenset(op.id for op in OPS if op.paired)
+_DERIVED: list[OpGroup | OpColumn] = []
+_LISTENERS: list[Listener] = []
 
 # Ids a test pins down: never renumber an op.
 assert [op.id for op in OPS] == list(range(65))
+NUM_OPS = len(_ROWS)  # the original's ops (a table extended at run time has more: len(OPS))
+
+# Named ops: the roles other stages refer to.
+NO_OP: Op = BY_NAME["NO_OP"]                      # the empty instruction (a zeroed record)
+SCALAR_CONST: Op = BY_NAME["SCALAR_CONST_SET"]    # sc = float64 constant (what folding writes)
+
+# Named groups.
+RANDOM_OPS = OpGroup("random", lambda op: op.random)      # draw from the random generator
+PAIRED_OPS = OpGroup("paired", lambda op: op.paired)      # have a body on paired memory
+SETTERS = OpGroup("setters", lambda op: op.is_set)        # read nothing, write constants/draws
+WITH_PARAMS = OpGroup("with params", lambda op: bool(op.params))  # mutable constants
+
+
+def on_change(listener: Listener) -> Listener:
+    """Call listener(added, removed) after every change of the table (rebuilt native
+    modules, emptied caches, forgotten emitters); returns it (usable as a decorator)."""
+    _LISTENERS.append(listener)
+    return listener
+
+
+def _changed(added: tuple[Op, ...], removed: tuple[Op, ...]) -> None:
+    for name in [op.name for op in removed]:
+        del BY_NAME[name]
+    BY_NAME.update({op.name: op for op in added})
+    for d in _DERIVED:
+        d.refresh()
+    for listener in list(_LISTENERS):
+        listener(added, removed)
+
+
+def _check_new(rows: Iterable[Op]) -> None:
+    ids = len(OPS)
+    for op in rows:
+        if op.id != ids:
+            raise ValueError(f"a new op takes the next id {ids}, not {op.id} ({op.name})")
+        if op.name in BY_NAME:
+            raise ValueError(f"an op named {op.name} exists")
+        if len(op.params) > 3 or op.arity > 2 or (op.random and op.ins):
+            raise ValueError(f"{op.name}: at most 3 constants and 2 inputs; random ops read "
+                             f"nothing")
+        ids += 1
+
+
+@contextmanager
+def extended(*rows: Op) -> Iterator[tuple[Op, ...]]:
+    """The table with new rows appended (ids len(OPS), len(OPS) + 1, ...) for the block,
+    then as before: groups, columns, names and every `on_change` listener follow both
+    changes.  Build rows with `row(...)`; register an emitter for each (by name, with
+    azc.backend.emitters.lowering) to compile them."""
+    _check_new(rows)
+    size = len(OPS)
+    list.extend(OPS, rows)
+    try:
+        _changed(tuple(rows), ())
+        yield tuple(rows)
+    finally:
+        removed = tuple(OPS[size:])
+        list.__delitem__(OPS, slice(size, None))
+        _changed((), removed)
 
 
 def op_by_name(name: str) -> Op:

@@ -16,7 +16,7 @@ import struct
 from enum import IntEnum
 
 from azc.errors import ConfigError
-from azc.ir import Component, Instr, Program, as_float32
+from azc.ir import Component, Instr, Program
 from azc.ops import OPS
 from azc.search.random import SearchRandom, log_scale
 from azc.search.space import SearchSpace
@@ -143,39 +143,13 @@ class Mutator:
         return _patch(ins, 2, space.output(op.out, rnd))
 
     def alter_data(self, ins: Instr, rnd: SearchRandom) -> Instr:
-        """A copy with its constants altered (the original's AlterData)."""
-        op = ins.op
-        if op == 56:
-            return _replace(ins, c0=self.flip_or_scale(ins.c0, rnd))
-        if op == 57:
-            if rnd.random() < 0.5:
-                return _replace(ins, c0=self.space.index(rnd))
-            return _replace(ins, c1=as_float32(self.flip_or_scale(ins.c1, rnd)))
-        if op == 58:
-            which = rnd.integer(3)
-            if which == 0:
-                return _replace(ins, c0=self.space.index(rnd))
-            if which == 1:
-                return _replace(ins, c1=self.space.index(rnd))
-            return _replace(ins, c2=as_float32(self.flip_or_scale(ins.c2, rnd)))
-        if op in (62, 63, 64):
-            if rnd.random() < 0.5:
-                return _replace(ins, c0=as_float32(self.flip_or_scale(ins.c0, rnd)))
-            return _replace(ins, c1=as_float32(self.scale(ins.c1, rnd)))
-        if op in (59, 60, 61):
-            lo, hi = ins.c0, ins.c1
-            if rnd.random() < 0.5:
-                lo = as_float32(self.flip_or_scale(lo, rnd))
-            else:
-                hi = as_float32(self.flip_or_scale(hi, rnd))
-            return _replace(ins, c0=min(lo, hi), c1=max(lo, hi))
-        return ins
-
-    def flip_or_scale(self, value: float, rnd: SearchRandom) -> float:
-        """Negate with probability 0.1, otherwise scale by a random factor."""
-        if rnd.random() < 0.1:
-            return -value
-        return self.scale(value, rnd)
+        """A copy with its constants altered (the original's AlterData): one constant slot
+        of the op, altered by its rule in the op table (`Op.altered_params`)."""
+        op = OPS[ins.op]
+        if not op.params:
+            return ins
+        c0, c1, c2 = op.altered_params(ins.consts, rnd, self.space.features, self.scale)
+        return _replace(ins, c0=c0, c1=c1, c2=c2)
 
     def scale(self, value: float, rnd: SearchRandom) -> float:
         """The code's log-normal factor e^z, or the paper's U[0.5, 2]."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from azc.errors import ConfigError
-from azc.ir import NOOP, RECORD, Component, Instr, MemoryConfig, as_float32
+from azc.ir import NOOP, RECORD, Component, Instr, MemoryConfig
 from azc.ops import OPS, Kind, Op
 from azc.search.random import SearchRandom
 
@@ -121,25 +121,9 @@ class SearchSpace:
             return rnd.integer(self.memory.matrices)
         return rnd.between(1, self.memory.size(kind))
 
-    def index(self, rnd: SearchRandom) -> float:
-        """An element index: floor(F * f) for a fraction f ~ U[0, 1)."""
-        return float(rnd.integer(self.features))
-
     def _with_consts(self, op: Op, out: int, rnd: SearchRandom) -> Instr:
-        if op.id == 56:
-            return Instr(56, out, c0=rnd.open_uniform(-1.0, 1.0))
-        if op.id == 57:
-            idx = self.index(rnd)
-            return Instr(57, out, c0=idx, c1=as_float32(rnd.uniform(-1.0, 1.0)))
-        if op.id == 58:
-            i, j = self.index(rnd), self.index(rnd)
-            return Instr(58, out, c0=i, c1=j, c2=as_float32(rnd.uniform(-1.0, 1.0)))
-        lo = as_float32(rnd.uniform(-1.0, 1.0))
-        if op.func == "uniform":
-            hi = as_float32(rnd.uniform(-1.0, 1.0))  # independent, not sorted
-            return Instr(op.id, out, c0=lo, c1=hi)
-        std = as_float32(rnd.uniform(0.0, 1.0))
-        return Instr(op.id, out, c0=lo, c1=std)
+        c = (*op.random_params(rnd, self.features), 0.0, 0.0, 0.0)
+        return Instr(op.id, out, c0=c[0], c1=c[1], c2=c[2])
 
     def random_component(self, comp: Component, size: int,
                          rnd: SearchRandom) -> tuple[Instr, ...]:
@@ -191,25 +175,5 @@ class SearchSpace:
 
     def _bulk_consts(self, op: Op, rec: np.ndarray, sel: np.ndarray,
                      g: np.random.Generator) -> None:
-        k = len(sel)
-
-        def f32(lo: float, hi: float) -> np.ndarray:
-            return g.uniform(lo, hi, k).astype(np.float32).astype(np.float64)
-        if op.id == 56:
-            x = g.uniform(-1.0, 1.0, k)
-            x[x == -1.0] = 0.0  # the open interval (-1, 1)
-            rec["c0"][sel] = x
-        elif op.id == 57:
-            rec["c0"][sel] = g.integers(0, self.features, k)
-            rec["c1"][sel] = f32(-1.0, 1.0)
-        elif op.id == 58:
-            rec["c0"][sel] = g.integers(0, self.features, k)
-            rec["c1"][sel] = g.integers(0, self.features, k)
-            rec["c2"][sel] = f32(-1.0, 1.0)
-        elif op.func == "uniform":
-            rec["c0"][sel] = f32(-1.0, 1.0)
-            rec["c1"][sel] = f32(-1.0, 1.0)  # independent, not sorted
-        elif op.func == "gaussian":
-            rec["c0"][sel] = f32(-1.0, 1.0)
-            rec["c1"][sel] = f32(0.0, 1.0)
-
+        for i, param in enumerate(op.params):  # slot by slot, as `_with_consts`
+            rec[f"c{i}"][sel] = param.draw_many(g, self.features, len(sel))
