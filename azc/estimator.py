@@ -31,6 +31,7 @@ from azc.errors import AzcError
 from azc.frontend import parse, parse_file
 from azc.interp import DEFAULT_MAX_ABS_ERROR
 from azc.ir import MemoryConfig, Program, structural_hash, verify
+from azc.ops import Op, on_change
 from azc.printer import format_program
 from azc.resources import example_file
 from azc.tasks.task import EvalType
@@ -39,6 +40,14 @@ CACHE_SIZE = 32
 _cache: OrderedDict[tuple, rt.Library] = OrderedDict()
 _cache_lock = threading.Lock()
 _programs: dict[str, Program] = {}
+
+
+@on_change
+def _forget(added: tuple[Op, ...], removed: tuple[Op, ...]) -> None:
+    """Parsed programs and compiled models depend on the op table."""
+    with _cache_lock:
+        _cache.clear()
+    _programs.clear()
 
 
 def resolve_program(program: Program | str) -> Program:

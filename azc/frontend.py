@@ -21,6 +21,7 @@ from lark import Lark, Token, Tree
 
 from azc.errors import AzcError, ParseError, Span, VerifyError
 from azc.ir import (
+    NOOP,
     Component,
     Instr,
     MemoryConfig,
@@ -30,7 +31,7 @@ from azc.ir import (
     check_instr,
     verify,
 )
-from azc.ops import OPS, Kind, Op, lookup, setter, surface_ops
+from azc.ops import OPS, SCALAR_CONST, Kind, Op, lookup, setter, surface_ops
 from azc.resources import grammar_file
 
 _KIND_OF = {"s": Kind.SCALAR, "v": Kind.VECTOR, "m": Kind.MATRIX}
@@ -155,7 +156,7 @@ class _Resolver:
                     f"a {out_kind.word} cannot be set to a number; set one element instead, "
                     f"e.g. {out_tok}[0, 0] = {expr.children[0]}", out_tok)
             value = self.number(expr.children[0])
-            return Instr.make(56, out_addr, consts=[value]), where
+            return Instr.make(SCALAR_CONST, out_addr, consts=[value]), where
         if kind == "copy":
             raise self.error("there is no copy op: an instruction applies an op, e.g. "
                              f"'{out_tok} = {expr.children[0]} + ...'", expr)
@@ -307,7 +308,7 @@ def parse_with_source(text: str, filename: str = "<text>", memory: MemoryConfig 
         if line.data == "pass_":
             continue
         if line.data == "noop":
-            parts[current].append(Instr(0))
+            parts[current].append(NOOP)
             places[current].append({"op": line})
             continue
         ins, where = resolver.resolve(line)

@@ -39,6 +39,7 @@ from azc.backend.jit import Compiler, Engine, Kernel
 from azc.errors import JitError
 from azc.interp import DEFAULT_MAX_ABS_ERROR
 from azc.ir import MemoryConfig, Program, structural_hash
+from azc.ops import Op, on_change
 from azc.results import TaskResult
 from azc.tasks.task import Task
 
@@ -383,6 +384,13 @@ def default_cache() -> KernelCache:
     if _default is None:
         _default = KernelCache()
     return _default
+
+
+@on_change
+def _forget_kernels(added: tuple[Op, ...], removed: tuple[Op, ...]) -> None:
+    """Kernels are keyed by op ids: a changed op table starts a new default cache."""
+    global _default
+    _default = None
 
 
 def now() -> float:

@@ -29,11 +29,8 @@ from collections.abc import Callable
 from azc.backend.emit import Emit, PairEmit
 from azc.backend.irtext import Body, f64
 from azc.errors import LoweringError
-from azc.ops import OPS, Op
+from azc.ops import OPS, Op, on_change
 from azc.resources import runtime_file
-
-LIBM = tuple(op.libm for op in OPS if op.libm is not None)  # the C functions ops call
-
 
 OP_ARGS = "ptr %out, ptr %a, ptr %b, double %c0, double %c1, double %c2, i64 %key"
 
@@ -57,6 +54,19 @@ def lowering(*names: str, paired: bool = False) -> Callable[[Emitter], Emitter]:
             table[name] = fn
         return fn
     return register
+
+
+@on_change
+def _forget_removed(added: tuple[Op, ...], removed: tuple[Op, ...]) -> None:
+    """Ops removed from the table (the end of `azc.ops.extended`) lose their emitters."""
+    for op in removed:
+        EMITTERS.pop(op.name, None)
+        PAIRED_EMITTERS.pop(op.name, None)
+
+
+def libm_functions() -> tuple[str, ...]:
+    """The C-library functions the ops of the table are."""
+    return tuple(dict.fromkeys(op.libm for op in OPS if op.libm is not None))
 
 
 def emitter(op: Op, paired: bool = False) -> Emitter:
@@ -549,7 +559,7 @@ def declarations(F: int, paired: bool = False) -> str:
     """Declarations of the C library and LLVM intrinsics the emitters use (`paired`: also
     those of `PairEmit`)."""
     vt, vs = f"<{F} x double>", f"v{F}f64"
-    lines = [f"declare double @{name}(double) nounwind" for name in LIBM]
+    lines = [f"declare double @{name}(double) nounwind" for name in libm_functions()]
     widths = [F, 2, 2 * F] if paired else [F]
     lines += [f"declare <{w} x double> @llvm.{fn}.v{w}f64(<{w} x double>)"
               for w in dict.fromkeys(widths) for fn in ("sqrt", "fabs")]

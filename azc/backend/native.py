@@ -33,7 +33,7 @@ from azc.backend.native_dce import dce_module
 from azc.errors import JitError
 from azc.interp import DEFAULT_MAX_ABS_ERROR
 from azc.ir import Component, Instr, MemoryConfig, Program
-from azc.ops import OPS
+from azc.ops import Op, on_change
 from azc.results import TaskResult
 from azc.tasks.task import Task
 
@@ -42,7 +42,6 @@ _ONE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, c
 _BATCH = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                           ctypes.c_int64, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p,
                           ctypes.c_int64)
-_RANDOM = frozenset(op.id for op in OPS if op.random)
 
 
 @dataclass
@@ -237,6 +236,15 @@ def native_dce() -> NativeDCE:
     if _dce is None:
         _dce = NativeDCE()
     return _dce
+
+
+@on_change
+def _rebuild(added: tuple[Op, ...], removed: tuple[Op, ...]) -> None:
+    """The interpreters and the native DCE are generated from the op table: a changed table
+    builds them again on next use."""
+    global _dce
+    _interpreters.clear()
+    _dce = None
 
 
 def decode(enc: Encoded, index: int) -> Program:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from azc.ir import Program, structural_hash
+from azc.ops import NO_OP
 from azc.passes.dce import dce
 from azc.passes.fold import fold
 
@@ -121,7 +122,7 @@ def optimize_with_stats(program: Program, features: int | None = None, *,
         stats.folded += _changed(program, folded)
         new = dce(folded)
         stats.removed += sum(folded.sizes()) - sum(new.sizes())
-        stats.removed_noops += sum(ins.op == 0 for _, _, ins in folded.instructions())
+        stats.removed_noops += sum(ins.op == NO_OP.id for _, _, ins in folded.instructions())
         if new == program or not folding:
             break
         program = new

@@ -27,7 +27,7 @@ always followed by a Predict; Setup by a Predict).  A location is a
 * Within a component, walking backwards: an instruction is live iff it
   writes a location live after it.  A live instruction kills its output
   (removes it from the live set), then adds its inputs.  The element
-  setters 57/58 (`op.partial_write`) keep the other elements of their
+  element setters (`op.partial_write`) keep the other elements of their
   output: they read their output and do not kill it.
 * Across components (least fixed point, starting from empty sets):
   live_out(Predict) = {s1} | live_in'(Learn) | live_in'(Predict),
@@ -57,16 +57,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from azc.ir import Instr, Program, canonical_slots, slot_at
-from azc.ops import OPS
+from azc.ops import OpColumn
 
 Loc = tuple[int, int]
 
 S1: Loc = (0, 1)
 HARNESS: frozenset[Loc] = frozenset({(0, 0), (1, 0)})  # s0 and v0, written at every entry
 
-_OUT_KIND: tuple[int, ...] = tuple(-1 if op.out is None else int(op.out) for op in OPS)
-_IN_KINDS: tuple[tuple[int, ...], ...] = tuple(tuple(int(k) for k in op.ins) for op in OPS)
-_PARTIAL: tuple[bool, ...] = tuple(op.partial_write for op in OPS)
+_OUT_KIND = OpColumn(lambda op: -1 if op.out is None else int(op.out))
+_IN_KINDS = OpColumn(lambda op: tuple(int(k) for k in op.ins))
+_PARTIAL = OpColumn(lambda op: op.partial_write)
 
 
 def sweep(instrs: Sequence[Instr], live_out: set[Loc]) -> tuple[set[Loc], list[bool]]:
@@ -83,7 +83,7 @@ def sweep(instrs: Sequence[Instr], live_out: set[Loc]) -> tuple[set[Loc], list[b
             continue
         mask[i] = True
         if not _PARTIAL[ins.op]:
-            live.discard(out)  # a full write kills; 57/58 keep the other elements
+            live.discard(out)  # a full write kills; element setters keep the rest
         kinds = _IN_KINDS[ins.op]
         if kinds:
             live.add((kinds[0], ins.in1))

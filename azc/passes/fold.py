@@ -4,7 +4,7 @@ Contract
 --------
 `fold` returns a program with the same instructions at the same positions,
 except that scalar-output instructions whose result is known before the run
-are replaced in place by `sc = <value>` (op 56).  On every task with
+are replaced in place by `sc = <value>` (SCALAR_CONST).  On every task with
 `features` features and every seed, it gives the same training and
 validation predictions (bit for bit; a NaN may change its payload) and
 fitness as its input.  The result depends on `features` (a vector or matrix
@@ -34,7 +34,7 @@ carried forward through each component:
   Predict or Learn write) is unknown.  Learn starts with the invariants
   only (s0 is the label there).
 * A non-random instruction whose inputs are known (for the element setters
-  57/58 also the old value of its output) gives a known value; a random op,
+  element setter also the old value of its output) gives a known value; a random op,
   or any unknown input, makes its output unknown.
 
 Random ops are never replaced, and positions never change, so random-stream
@@ -52,19 +52,18 @@ import numpy as np
 
 from azc.errors import VerifyError
 from azc.ir import Component, Instr, Program
-from azc.ops import OPS, Kind
+from azc.ops import OPS, SCALAR_CONST, Kind, OpColumn
 
 Loc = tuple[int, int]
 Env = dict[Loc, Any]  # location -> known value; None (or absent outside Setup) = unknown
 
 S0: Loc = (0, 0)
 VARIANT: frozenset[Loc] = frozenset({(0, 0), (0, 1), (1, 0)})  # s0, s1, v0: harness-written
-CONST_SET = 56
+CONST_SET = SCALAR_CONST.id
 
-_OUT_KIND: tuple[int, ...] = tuple(-1 if op.out is None else int(op.out) for op in OPS)
+_OUT_KIND = OpColumn(lambda op: -1 if op.out is None else int(op.out))
 # ops whose inputs and output are all scalars: their values do not depend on F
-_SCALAR_ONLY: tuple[bool, ...] = tuple(
-    op.out is Kind.SCALAR and all(k is Kind.SCALAR for k in op.ins) for op in OPS)
+_SCALAR_ONLY = OpColumn(lambda op: op.out is Kind.SCALAR and all(k is Kind.SCALAR for k in op.ins))
 
 
 def zero(kind: int, features: int | None) -> Any:
@@ -89,7 +88,7 @@ def stored(value: Any, kind: int, features: int | None) -> Any:
 
 
 def _reads(ins: Instr) -> list[Loc]:
-    """The locations an instruction reads, including the old output of 57/58."""
+    """The locations an instruction reads, including the old output of an element setter."""
     op = OPS[ins.op]
     locs = [(int(k), a) for k, a in zip(op.ins, (ins.in1, ins.in2))]
     if op.partial_write:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from azc.errors import ConfigError
 from azc.ir import Program
-from azc.ops import OPS
+from azc.ops import OpColumn
 
-COSTS = [op.cost for op in OPS]
+COSTS = OpColumn(lambda op: op.cost)
 
 
 def program_costs(program: Program) -> tuple[int, int]:

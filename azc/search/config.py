@@ -41,7 +41,7 @@ from typing import Any
 
 from azc.errors import ConfigError
 from azc.ir import Component, MemoryConfig
-from azc.ops import NUM_OPS, op_by_name
+from azc.ops import OPS, op_by_name
 from azc.resources import config_dir
 from azc.search.fec import FecConfig
 from azc.search.generator import InitialPopulation
@@ -345,8 +345,8 @@ class _Getter:
         out = []
         for item in self.items(key):
             if isinstance(item, int) and not isinstance(item, bool):
-                if not 0 <= item < NUM_OPS:
-                    raise self.fail(key, f"op id {item} is not an op (0..{NUM_OPS - 1})")
+                if not 0 <= item < len(OPS):
+                    raise self.fail(key, f"op id {item} is not an op (0..{len(OPS) - 1})")
                 out.append(item)
                 continue
             try:

@@ -8,9 +8,12 @@ allowed ops with random instructions and leaves the others as no-ops.
 from __future__ import annotations
 
 from enum import IntEnum
+from functools import lru_cache
 
 from azc.errors import ConfigError
-from azc.ir import Component, Instr, Program
+from azc.frontend import parse
+from azc.ir import NOOP, Component, Program
+from azc.printer import format_f64
 from azc.search.random import SearchRandom
 from azc.search.space import SearchSpace
 
@@ -41,32 +44,60 @@ class InitialPopulation(IntEnum):
         return InitialPopulation[key]
 
 
+_LINEAR = """\
+def Setup():
+  s2 = {lr}
+def Predict():
+  s1 = dot(v1, v0)
+def Learn():
+  s3 = s0 - s1
+  s3 = s2 * s3
+  v2 = s3 * v0
+  v1 = v1 + v2
+"""
+
+_NEURAL_NET = """\
+def Setup():
+  v2 = gaussian(0.0, {init_scale})
+  m0 = gaussian(0.0, {init_scale})
+  s3 = {lr}
+def Predict():
+  v3 = dot(m0, v0)
+  v3 = v3 + v1
+  v4 = maximum(v3, v5)
+  s1 = dot(v4, v2)
+  s1 = s1 + s2
+def Learn():
+  s4 = s0 - s1
+  s4 = s3 * s4
+  s2 = s2 + s4
+  v6 = s4 * v4
+  v2 = v2 + v6
+  v7 = s4 * v2
+  v8 = heaviside(v3)
+  v7 = v8 * v7
+  v1 = v1 + v7
+  m1 = outer(v7, v0)
+  m0 = m0 + m1
+"""
+
+
+@lru_cache(maxsize=16)
 def linear_algorithm(lr: float = 0.01) -> Program:
     """The hand-made linear regressor trained by SGD (without padding)."""
-    return Program(
-        setup=(Instr.make(56, 2, consts=[lr]),),
-        predict=(Instr.make(27, 1, 1, 0),),
-        learn=(Instr.make(2, 3, 0, 1), Instr.make(3, 3, 2, 3), Instr.make(18, 2, 3, 0),
-               Instr.make(23, 1, 1, 2)))
+    return parse(_LINEAR.format(lr=format_f64(lr)), "<linear algorithm>")
 
 
+@lru_cache(maxsize=16)
 def neural_net_algorithm(lr: float = 0.01, init_scale: float = 0.1) -> Program:
     """The hand-made two-layer ReLU network trained by backprop (without padding)."""
-    return Program(
-        setup=(Instr.make(63, 2, consts=[0.0, init_scale]),
-               Instr.make(64, 0, consts=[0.0, init_scale]),
-               Instr.make(56, 3, consts=[lr])),
-        predict=(Instr.make(31, 3, 0, 0), Instr.make(23, 3, 3, 1), Instr.make(48, 4, 3, 5),
-                 Instr.make(27, 1, 4, 2), Instr.make(1, 1, 1, 2)),
-        learn=(Instr.make(2, 4, 0, 1), Instr.make(3, 4, 3, 4), Instr.make(1, 2, 2, 4),
-               Instr.make(18, 6, 4, 4), Instr.make(23, 2, 2, 6), Instr.make(18, 7, 4, 2),
-               Instr.make(16, 8, 3), Instr.make(25, 7, 8, 7), Instr.make(23, 1, 1, 7),
-               Instr.make(28, 1, 7, 0), Instr.make(39, 0, 0, 1)))
+    return parse(_NEURAL_NET.format(lr=format_f64(lr), init_scale=format_f64(init_scale)),
+                 "<neural-net algorithm>")
 
 
 def padded(program: Program, sizes: tuple[int, int, int]) -> Program:
     """The program with each component padded with no-ops up to a size."""
-    return Program(*(tuple(program[c]) + (Instr(0),) * max(0, sizes[c] - len(program[c]))
+    return Program(*(tuple(program[c]) + (NOOP,) * max(0, sizes[c] - len(program[c]))
                      for c in Component))
 
 
@@ -97,7 +128,7 @@ class Generator:
         """One initial program."""
         sizes = self.space.size_init
         if self.kind is InitialPopulation.NO_OP_ALGORITHM:
-            return Program(*((Instr(0),) * n for n in sizes))
+            return Program(*((NOOP,) * n for n in sizes))
         if self.kind is InitialPopulation.RANDOM_ALGORITHM:
             return Program(*(self.space.random_component(c, sizes[c], rnd) for c in Component))
         if self.kind is InitialPopulation.LINEAR_ALGORITHM:
