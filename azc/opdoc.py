@@ -11,11 +11,8 @@ _CONST_WORDS = {Const.F64: "float64", Const.F32: "float32", Const.INDEX: "index"
 
 
 def _const_names(op: Op) -> list[str]:
-    """Placeholder names of an op's constants: i, j for indices, lo/hi, mean/std, x."""
-    if op.random:
-        return ["lo", "hi"] if op.func == "uniform" else ["mean", "std"]
-    indices = iter("ij")
-    return [next(indices) if k is Const.INDEX else "x" for k in op.consts]
+    """Placeholder names of an op's constants (their `Param.name`: i, j, lo, hi, ...)."""
+    return [p.name for p in op.params]
 
 
 def op_reference() -> str:

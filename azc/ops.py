@@ -112,7 +112,7 @@ class Param:
     """
 
     store: Const
-    name: str = "x"        # its meaning, for docs (value, lo, hi, mean, std, i, j)
+    name: str = "x"        # its placeholder in docs (x, lo, hi, mean, std, i, j)
     lo: float = -1.0
     hi: float = 1.0
     open: bool = False     # the draw excludes lo
@@ -389,9 +389,9 @@ def _gaussian(shape: tuple[int, ...]) -> Ref:
 # ---------------------------------------------------------------------------
 
 # The constant slots (Param rules: storage, draw, alteration) of the setters.
-_VALUE64 = (Param(Const.F64, "value", open=True),)                    # drawn in (-1, 1)
+_VALUE64 = (Param(Const.F64, "x", open=True),)                    # drawn in (-1, 1)
 _I, _J = Param(Const.INDEX, "i"), Param(Const.INDEX, "j")               # drawn in [0, F)
-_VALUE32 = Param(Const.F32, "value")                                   # drawn in [-1, 1)
+_VALUE32 = Param(Const.F32, "x")                                   # drawn in [-1, 1)
 _LOHI = (Param(Const.F32, "lo"), Param(Const.F32, "hi"))               # independent draws
 _NORMAL = (Param(Const.F32, "mean"), Param(Const.F32, "std", lo=0.0, flip=False))
 
