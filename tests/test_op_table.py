@@ -112,6 +112,19 @@ def test_the_constant_rules_draw_what_the_search_always_drew() -> None:
     assert h.hexdigest() == "a426a6c7921af310e79fa8bfe3e261d688f4ce2fb221135f3496dd179537dc82"
 
 
+@pytest.mark.parametrize("F", [1, 3])
+def test_random_ops_draw_as_many_uniforms_as_their_rows_say(F: int) -> None:
+    for op in RANDOM_OPS.ops():
+        used: list[int] = []
+
+        def rand(n: int, used: list[int] = used) -> np.ndarray:
+            used.append(n)
+            return np.full(n, 0.25)
+        out = op.ref(None, None, (0.0, 1.0, 0.0), F, rand)
+        assert sum(used) == op.uniforms(F) == op.out_size(F) * op.values_per_draw
+        assert np.size(out) == op.out_size(F)
+
+
 # --- (2) no op id outside the op table ---------------------------------------------------
 
 _OP = r"(?:\bop(?:_id)?|\.op|\.id|\bins\[0\]|\bi\[0\]|self\[0\])"
