@@ -459,7 +459,7 @@ def _gaussian_set(e: Emit, op: Op) -> None:
 
     def draw(k: str) -> None:
         k2, k3 = b.t(), b.t()
-        b(f"{k2} = mul i64 {k}, 2")
+        b(f"{k2} = mul i64 {k}, {op.values_per_draw}")  # two uniforms per value
         b(f"{k3} = add i64 {k2}, 1")
         u1, u2, x = b.t(), b.t(), b.t()
         b(f"{u1} = call double @azc_uniform01(i64 %key, i64 {k2})")
