@@ -2,10 +2,11 @@
 
 The memory layout (`Layout`), the task descriptor (`TaskField`), the per-task
 outputs (`OutField`), the native interpreter's program descriptor (`ProgSlot`),
-the encoded instruction record (`RecordField`, defined with `Instr` in azc.ir)
-the execution kinds that key random draws (`ExecKind`), and an exported
-model's state header and status codes (`StateWord`, `ModelStatus`; the eval
-types are `azc.tasks.task.EvalType`).  The IR generators
+the encoded instruction record (`RecordField`, defined with `Instr` in azc.ir),
+the per-op facts byte of the native DCE's op table (`OpBits`), the execution
+kinds that key random draws (`ExecKind`), and an exported model's state
+header and status codes (`StateWord`, `ModelStatus`; the eval types are
+`azc.tasks.task.EvalType`).  The IR generators
 and the Python side (the ctypes buffers they exchange) both use these names;
 no slot or offset of them is written as a number anywhere else.
 """
@@ -27,6 +28,7 @@ __all__ = [
     "DESC_WIDTH",
     "EXEC_KIND_BITS",
     "LENGTH_SLOTS",
+    "NONE_KIND",
     "OUT_WIDTH",
     "PAIR_SHAPE",
     "PROG_WIDTH",
@@ -35,6 +37,7 @@ __all__ = [
     "ExecKind",
     "Layout",
     "ModelStatus",
+    "OpBits",
     "OutField",
     "ProgSlot",
     "RecordField",
@@ -124,6 +127,33 @@ PROG_WIDTH = len(ProgSlot)
 CODE_SLOTS = [ProgSlot.code(c) for c in Component]     # as numpy column indices
 LENGTH_SLOTS = [ProgSlot.length(c) for c in Component]
 CODE_RECORD = RECORD_SIZE  # bytes per encoded instruction (an azc.ir.Instr)
+
+
+class OpBits(IntEnum):
+    """The native DCE's op table: one byte of facts per op, from azc.ops.OPS.
+
+    Bit offsets: two-bit fields hold a `Kind` (`NONE_KIND`: no such operand),
+    one-bit fields a flag.
+    """
+
+    IN1_KIND = 0         # kind of the first input
+    IN2_KIND = 2         # kind of the second input
+    OUT_KIND = 4         # kind of the output (NONE_KIND: NO_OP)
+    PARTIAL = 6          # op.partial_write: reads its output, does not kill it
+    RANDOM = 7           # op.random: draws from the random generator
+
+    @staticmethod
+    def of(ins: tuple[Kind, ...], out: Kind | None, partial: bool, random: bool) -> int:
+        """The byte of an op with these operand kinds and flags."""
+        k1 = ins[0] if len(ins) >= 1 else NONE_KIND
+        k2 = ins[1] if len(ins) >= 2 else NONE_KIND
+        ko = out if out is not None else NONE_KIND
+        return (k1 << OpBits.IN1_KIND | k2 << OpBits.IN2_KIND | ko << OpBits.OUT_KIND
+                | int(partial) << OpBits.PARTIAL | int(random) << OpBits.RANDOM)
+
+
+NONE_KIND = 3  # an OpBits kind field: no operand (Kind values are 0..2)
+assert max(Kind) < NONE_KIND
 
 
 class ExecKind(IntEnum):

@@ -9,31 +9,23 @@ Text only.
 
 from __future__ import annotations
 
-from azc.backend.contracts import PROG_WIDTH
+from azc.backend.contracts import NONE_KIND, PROG_WIDTH, OpBits
 from azc.backend.emitters import rng_functions
 from azc.backend.irtext import s64
 from azc.ops import OPS
-
-# Native dead-code removal and hashing of encoded programs (the search's hot path).
-
-NONE_KIND = 3
-
 
 MAX_DCE_ADDRESSES = 64  # liveness uses one 64-bit mask per kind
 
 
 HASH_SEEDS = (0x243F6A8885A308D3, 0x13198A2E03707344)
+assert NONE_KIND == 3  # the IR below tests kind fields against 3
 
 
 def _op_table() -> str:
-    """@azc_optab: per op, in1 kind | in2 kind << 2 | out kind << 4 | partial << 6."""
-    vals = []
-    for op in OPS:
-        k0 = op.ins[0].value if op.arity >= 1 else NONE_KIND
-        k1 = op.ins[1].value if op.arity >= 2 else NONE_KIND
-        ko = op.out.value if op.out is not None else NONE_KIND
-        vals.append(k0 | k1 << 2 | ko << 4 | int(op.partial_write) << 6)
-    body = ", ".join(f"i8 {v}" for v in vals)
+    """@azc_optab: one `OpBits` byte per op."""
+    vals = [OpBits.of(op.ins, op.out, op.partial_write, op.random) for op in OPS]
+    assert all(0 <= v < 256 for v in vals)
+    body = ", ".join(f"i8 {v - 256 if v >= 128 else v}" for v in vals)
     return f"@azc_optab = internal constant [{len(OPS)} x i8] [{body}]\n"
 
 
@@ -204,7 +196,11 @@ copy:
   %rec0 = load <4 x i64>, ptr %s, align 1
   %op = extractelement <4 x i64> %rec0, i64 0
   %opl = and i64 %op, 65535
-  %isr = icmp uge i64 %opl, 59
+  %tp = getelementptr inbounds [{len(OPS)} x i8], ptr @azc_optab, i64 0, i64 %opl
+  %t8 = load i8, ptr %tp
+  %t = zext i8 %t8 to i64
+  %rbit = and i64 %t, {1 << OpBits.RANDOM}
+  %isr = icmp ne i64 %rbit, 0
   ; a random op with the default slot (in1 = 0) keeps drawing as at position i
   %in1f = lshr i64 %op, 32
   %in1v = and i64 %in1f, 65535
