@@ -220,9 +220,19 @@ def test_run_batch_rejects_bad_error_buffers() -> None:
 # Native dead-code removal and hashing.
 # ---------------------------------------------------------------------------
 
-def native_dce_all(programs: list[Program]) -> tuple[list[Program], np.ndarray, np.ndarray]:
-    """(decoded live programs, hashes (n, 2), descriptors) of the native DCE on a batch."""
-    live, hashes = native_dce().run(Encoded.of(programs))
+def fitting_all(programs: list[Program]) -> MemoryConfig:
+    """The smallest memory that holds every program of a batch."""
+    fits = [MemoryConfig.fitting(p) for p in programs] or [MemoryConfig(2, 1, 0)]
+    return MemoryConfig(max(f.scalars for f in fits), max(f.vectors for f in fits),
+                        max(f.matrices for f in fits))
+
+
+def native_dce_all(programs: list[Program], memory: MemoryConfig | None = None
+                   ) -> tuple[list[Program], np.ndarray, np.ndarray]:
+    """(decoded live programs, hashes (n, 2), descriptors) of the native DCE on a batch
+    (the native DCE for `memory`, by default the smallest that holds the batch)."""
+    dce_of = native_dce(memory or fitting_all(programs))
+    live, hashes = dce_of.run(Encoded.of(programs))
     return [decode(live, i) for i in range(len(programs))], hashes, live.progs
 
 

@@ -29,7 +29,7 @@ from azc.backend.contracts import (
 from azc.backend.fec_hash import fec_hash_function
 from azc.backend.interpreter import interpreter_module
 from azc.backend.jit import Compiler, Engine, TaskBatch, default_compiler
-from azc.backend.native_dce import dce_module
+from azc.backend.native_dce import dce_module, mask_words
 from azc.errors import JitError
 from azc.interp import DEFAULT_MAX_ABS_ERROR
 from azc.ir import Component, Instr, MemoryConfig, Program
@@ -181,14 +181,16 @@ _FEC_HASH = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_vo
 class NativeDCE:
     """Dead-code removal, compaction and hashing of encoded programs in one native call.
 
-    The same analysis as azc.passes.dce (tested against it), for memories of
-    at most 64 addresses per kind.  The module also holds the FEC
-    fingerprint hash.  Compiled once per process.
+    The same analysis as azc.passes.dce (tested against it), for programs
+    of a memory of at most `words` * 64 addresses per kind (`mask_words`).
+    The module also holds the FEC fingerprint hash.  Compiled once per
+    process and number of words (`native_dce`).
     """
 
-    def __init__(self, compiler: Compiler | None = None):
+    def __init__(self, compiler: Compiler | None = None, words: int = 1):
         compiler = compiler or default_compiler()
-        text = dce_module() + fec_hash_function()
+        self.words = words
+        text = dce_module(words=words) + fec_hash_function()
         engine, addrs, self.compile_seconds = compiler.compile_text(
             text, ["azc_dce", "azc_fec_hash"])
         self._engine = engine
@@ -227,24 +229,26 @@ class NativeDCE:
         return Encoded(out_code, out_progs), hashes
 
 
-_dce: NativeDCE | None = None
+_dce: dict[int, NativeDCE] = {}
 
 
-def native_dce() -> NativeDCE:
-    """The process-wide native DCE."""
-    global _dce
-    if _dce is None:
-        _dce = NativeDCE()
-    return _dce
+def native_dce(memory: MemoryConfig | None = None) -> NativeDCE:
+    """The process-wide native DCE for programs of a memory (one per `mask_words`).
+
+    Without a memory: the one-word DCE, for memories of at most 64 addresses per kind.
+    """
+    words = 1 if memory is None else mask_words(memory)
+    if words not in _dce:
+        _dce[words] = NativeDCE(words=words)
+    return _dce[words]
 
 
 @on_change
 def _rebuild(added: tuple[Op, ...], removed: tuple[Op, ...]) -> None:
     """The interpreters and the native DCE are generated from the op table: a changed table
     builds them again on next use."""
-    global _dce
     _interpreters.clear()
-    _dce = None
+    _dce.clear()
 
 
 def decode(enc: Encoded, index: int) -> Program:

@@ -4,21 +4,36 @@ The same analysis as azc.passes.dce, on the search's hot path: liveness over
 Setup -> (Predict -> Learn)* as a fixed point, the live records compacted in
 order, the number of live random ops and instructions written to the program
 descriptor, and two 64-bit hashes of the live code (the structural memo's key).
-Text only.
+
+A live set is `words` 64-bit words per kind (scalars, then vectors, then
+matrices): address a of kind k is bit a % 64 of word k * words + a // 64.
+`mask_words` gives the words a memory needs; a module is generated for one
+number of words (one word, the common case, is the same code as ever).
+Per-op facts (operand kinds, partial writes, random ops) come from a table
+of one `OpBits` byte per op generated from azc.ops.OPS.  Text only.
 """
 
 from __future__ import annotations
 
-from azc.backend.contracts import NONE_KIND, PROG_WIDTH, OpBits
+from azc.backend.contracts import CODE_RECORD, NONE_KIND, PROG_WIDTH, OpBits, RecordField
 from azc.backend.emitters import rng_functions
 from azc.backend.irtext import s64
+from azc.ir import MemoryConfig
 from azc.ops import OPS
+from azc.passes.dce import HARNESS, S1
 
-MAX_DCE_ADDRESSES = 64  # liveness uses one 64-bit mask per kind
-
+WORD_BITS = 64  # addresses per liveness word
 
 HASH_SEEDS = (0x243F6A8885A308D3, 0x13198A2E03707344)
-assert NONE_KIND == 3  # the IR below tests kind fields against 3
+
+_KIND_MASK = (1 << 2) - 1  # the width of an OpBits kind field
+assert NONE_KIND == _KIND_MASK
+
+
+def mask_words(memory: MemoryConfig) -> int:
+    """64-bit liveness words per kind for a memory: ceil(largest kind / 64), at least 1."""
+    largest = max(memory.scalars, memory.vectors, memory.matrices)
+    return max(1, -(-largest // WORD_BITS))
 
 
 def _op_table() -> str:
@@ -29,13 +44,38 @@ def _op_table() -> str:
     return f"@azc_optab = internal constant [{len(OPS)} x i8] [{body}]\n"
 
 
-def dce_module(name: str = "azc_dce") -> str:
+def _word_constants(words: int, locations: frozenset | set, fill: int) -> list[int]:
+    """The words of a live set: every bit `fill` (0 or 1) except the locations' bits."""
+    out = [-1 if fill else 0] * (3 * words)
+    for kind, addr in locations:
+        i, bit = kind * words + addr // WORD_BITS, 1 << addr % WORD_BITS
+        out[i] = s64((out[i] & ((1 << 64) - 1)) ^ bit)
+    return out
+
+
+def _locate(p: str, kind: str, addr: str, words: int) -> str:
+    """IR lines: %<p>.ptr points at the live-set word of (kind, addr) in %live and
+    %<p>.bit is the address's bit in it."""
+    if words == 1:
+        return (f"  %{p}.bit = shl i64 1, {addr}\n"
+                f"  %{p}.ptr = getelementptr inbounds i64, ptr %live, i64 {kind}")
+    return "\n".join([
+        f"  %{p}.w = lshr i64 {addr}, 6",
+        f"  %{p}.b = and i64 {addr}, 63",
+        f"  %{p}.bit = shl i64 1, %{p}.b",
+        f"  %{p}.kw = mul i64 {kind}, {words}",
+        f"  %{p}.i = add i64 %{p}.kw, %{p}.w",
+        f"  %{p}.ptr = getelementptr inbounds i64, ptr %live, i64 %{p}.i"])
+
+
+def dce_module(name: str = "azc_dce", words: int = 1) -> str:
     """Dead-code removal, compaction and hashing of encoded programs, natively.
 
     The same analysis as azc.passes.dce (least fixed point of liveness over
     Setup -> (Predict -> Learn)*, s1 read after every Predict, s0 and v0
     written by the harness before every Predict and Learn, element setters
-    reading their output), on memories of at most 64 addresses per kind.
+    reading their output), on memories of at most `words` * 64 addresses per
+    kind (`mask_words`).
 
     @<name>(progs_in, n, code_in, code_out, progs_out, hashes): for each
     program descriptor (code pointer, length) x 3, write the live records,
@@ -43,6 +83,15 @@ def dce_module(name: str = "azc_dce") -> str:
     descriptors, the number of live random ops (field 6) and of live
     instructions (field 7); hashes gets two 64-bit hashes of the live code.
     """
+    assert words >= 1
+    n = 3 * words
+    vt = f"<{n} x i64>"  # a live set as a vector
+    at = f"[{n} x i64]"  # and in memory
+    harness = ", ".join(f"i64 {w}" for w in _word_constants(words, HARNESS, 1))
+    s1_kind, s1_addr = S1
+    s1_word, s1_bit = s1_kind * words + s1_addr // WORD_BITS, 1 << s1_addr % WORD_BITS
+    kmask, partial, random = _KIND_MASK, 1 << OpBits.PARTIAL, 1 << OpBits.RANDOM
+    rec = CODE_RECORD
     return _op_table() + rng_functions() + f"""
 define internal void @{name}_backward(ptr %code, i64 %n, ptr %live, ptr %flags)
     alwaysinline nounwind {{
@@ -54,25 +103,24 @@ head:
   br i1 %more, label %body, label %exit
 body:
   %im = sub i64 %i, 1
-  %roff = mul i64 %im, 32
+  %roff = mul i64 %im, {rec}
   %rec = getelementptr inbounds i8, ptr %code, i64 %roff
   %op16 = load i16, ptr %rec, align 2
   %op = zext i16 %op16 to i64
   %tp = getelementptr inbounds [{len(OPS)} x i8], ptr @azc_optab, i64 0, i64 %op
   %t8 = load i8, ptr %tp
   %t = zext i8 %t8 to i64
-  %ok = lshr i64 %t, 4
-  %okind = and i64 %ok, 3
-  %isnop = icmp eq i64 %okind, 3
+  %ok = lshr i64 %t, {OpBits.OUT_KIND}
+  %okind = and i64 %ok, {kmask}
+  %isnop = icmp eq i64 %okind, {NONE_KIND}
   br i1 %isnop, label %dead, label %chk
 chk:
-  %outp = getelementptr inbounds i8, ptr %rec, i64 2
+  %outp = getelementptr inbounds i8, ptr %rec, i64 {RecordField.OUT}
   %out16 = load i16, ptr %outp, align 2
   %out = zext i16 %out16 to i64
-  %wbit = shl i64 1, %out
-  %lp = getelementptr inbounds i64, ptr %live, i64 %okind
-  %lw = load i64, ptr %lp
-  %hit = and i64 %lw, %wbit
+{_locate("o", "%okind", "%out", words)}
+  %lw = load i64, ptr %o.ptr
+  %hit = and i64 %lw, %o.bit
   %islive = icmp ne i64 %hit, 0
   br i1 %islive, label %alive, label %dead
 alive:
@@ -83,39 +131,38 @@ mark:
   store i8 1, ptr %fp
   br label %kill
 kill:
-  %partial = and i64 %t, 64
+  %partial = and i64 %t, {partial}
   %full = icmp eq i64 %partial, 0
-  %nw = xor i64 %wbit, -1
+  %nw = xor i64 %o.bit, -1
   %killed = and i64 %lw, %nw
   %lw2 = select i1 %full, i64 %killed, i64 %lw
-  store i64 %lw2, ptr %lp
-  %k0 = and i64 %t, 3
-  %has0 = icmp ne i64 %k0, 3
+  store i64 %lw2, ptr %o.ptr
+  %k0s = lshr i64 %t, {OpBits.IN1_KIND}
+  %k0 = and i64 %k0s, {kmask}
+  %has0 = icmp ne i64 %k0, {NONE_KIND}
   br i1 %has0, label %read0, label %r0done
 read0:
-  %in1p = getelementptr inbounds i8, ptr %rec, i64 4
+  %in1p = getelementptr inbounds i8, ptr %rec, i64 {RecordField.IN1}
   %in116 = load i16, ptr %in1p, align 2
   %in1 = zext i16 %in116 to i64
-  %b0 = shl i64 1, %in1
-  %lp0 = getelementptr inbounds i64, ptr %live, i64 %k0
-  %l0 = load i64, ptr %lp0
-  %l0b = or i64 %l0, %b0
-  store i64 %l0b, ptr %lp0
+{_locate("a", "%k0", "%in1", words)}
+  %l0 = load i64, ptr %a.ptr
+  %l0b = or i64 %l0, %a.bit
+  store i64 %l0b, ptr %a.ptr
   br label %r0done
 r0done:
-  %k1s = lshr i64 %t, 2
-  %k1 = and i64 %k1s, 3
-  %has1 = icmp ne i64 %k1, 3
+  %k1s = lshr i64 %t, {OpBits.IN2_KIND}
+  %k1 = and i64 %k1s, {kmask}
+  %has1 = icmp ne i64 %k1, {NONE_KIND}
   br i1 %has1, label %read1, label %next
 read1:
-  %in2p = getelementptr inbounds i8, ptr %rec, i64 6
+  %in2p = getelementptr inbounds i8, ptr %rec, i64 {RecordField.IN2}
   %in216 = load i16, ptr %in2p, align 2
   %in2 = zext i16 %in216 to i64
-  %b1 = shl i64 1, %in2
-  %lp1 = getelementptr inbounds i64, ptr %live, i64 %k1
-  %l1 = load i64, ptr %lp1
-  %l1b = or i64 %l1, %b1
-  store i64 %l1b, ptr %lp1
+{_locate("b", "%k1", "%in2", words)}
+  %l1 = load i64, ptr %b.ptr
+  %l1b = or i64 %l1, %b.bit
+  store i64 %l1b, ptr %b.ptr
   br label %next
 dead:
   br label %next
@@ -125,39 +172,39 @@ exit:
   ret void
 }}
 
-; live sets: [3 x i64] (scalar, vector, matrix masks)
+; live sets: {at} (scalar, vector, matrix masks of {words} word(s) each)
 define internal void @{name}_copy3(ptr %dst, ptr %src) alwaysinline nounwind {{
 entry:
-  %a = load <3 x i64>, ptr %src, align 8
-  store <3 x i64> %a, ptr %dst, align 8
+  %a = load {vt}, ptr %src, align 8
+  store {vt} %a, ptr %dst, align 8
   ret void
 }}
 
 ; live_in' = live_in minus s0 and v0 (written by the harness)
 define internal void @{name}_harness(ptr %dst, ptr %src) alwaysinline nounwind {{
 entry:
-  %a = load <3 x i64>, ptr %src, align 8
-  %b = and <3 x i64> %a, <i64 -2, i64 -2, i64 -1>
-  store <3 x i64> %b, ptr %dst, align 8
+  %a = load {vt}, ptr %src, align 8
+  %b = and {vt} %a, <{harness}>
+  store {vt} %b, ptr %dst, align 8
   ret void
 }}
 
 define internal void @{name}_or(ptr %dst, ptr %src) alwaysinline nounwind {{
 entry:
-  %a = load <3 x i64>, ptr %src, align 8
-  %b = load <3 x i64>, ptr %dst, align 8
-  %c = or <3 x i64> %a, %b
-  store <3 x i64> %c, ptr %dst, align 8
+  %a = load {vt}, ptr %src, align 8
+  %b = load {vt}, ptr %dst, align 8
+  %c = or {vt} %a, %b
+  store {vt} %c, ptr %dst, align 8
   ret void
 }}
 
 define internal i1 @{name}_same(ptr %x, ptr %y) alwaysinline nounwind {{
 entry:
-  %a = load <3 x i64>, ptr %x, align 8
-  %b = load <3 x i64>, ptr %y, align 8
-  %c = icmp eq <3 x i64> %a, %b
-  %d = bitcast <3 x i1> %c to i3
-  %e = icmp eq i3 %d, -1
+  %a = load {vt}, ptr %x, align 8
+  %b = load {vt}, ptr %y, align 8
+  %c = icmp eq {vt} %a, %b
+  %d = bitcast <{n} x i1> %c to i{n}
+  %e = icmp eq i{n} %d, -1
   ret i1 %e
 }}
 
@@ -165,12 +212,13 @@ entry:
 define internal void @{name}_outp(ptr %dst, ptr %pin, ptr %lin) alwaysinline nounwind {{
 entry:
   call void @{name}_harness(ptr %dst, ptr %pin)
-  %t = alloca [3 x i64], align 8
+  %t = alloca {at}, align 8
   call void @{name}_harness(ptr %t, ptr %lin)
   call void @{name}_or(ptr %dst, ptr %t)
-  %s = load i64, ptr %dst, align 8
-  %s1 = or i64 %s, 2
-  store i64 %s1, ptr %dst, align 8
+  %sp = getelementptr inbounds i64, ptr %dst, i64 {s1_word}
+  %s = load i64, ptr %sp, align 8
+  %s1 = or i64 %s, {s64(s1_bit)}
+  store i64 %s1, ptr %sp, align 8
   ret void
 }}
 
@@ -189,9 +237,9 @@ body:
   %on = icmp ne i8 %f, 0
   br i1 %on, label %copy, label %next
 copy:
-  %so = mul i64 %i, 32
+  %so = mul i64 %i, {rec}
   %s = getelementptr inbounds i8, ptr %src, i64 %so
-  %do = mul i64 %k, 32
+  %do = mul i64 %k, {rec}
   %d = getelementptr inbounds i8, ptr %dst, i64 %do
   %rec0 = load <4 x i64>, ptr %s, align 1
   %op = extractelement <4 x i64> %rec0, i64 0
@@ -199,15 +247,15 @@ copy:
   %tp = getelementptr inbounds [{len(OPS)} x i8], ptr @azc_optab, i64 0, i64 %opl
   %t8 = load i8, ptr %tp
   %t = zext i8 %t8 to i64
-  %rbit = and i64 %t, {1 << OpBits.RANDOM}
+  %rbit = and i64 %t, {random}
   %isr = icmp ne i64 %rbit, 0
   ; a random op with the default slot (in1 = 0) keeps drawing as at position i
-  %in1f = lshr i64 %op, 32
+  %in1f = lshr i64 %op, {8 * RecordField.IN1}
   %in1v = and i64 %in1f, 65535
   %dflt = icmp eq i64 %in1v, 0
   %bind = and i1 %isr, %dflt
   %ip1 = add i64 %i, 1
-  %ipsh = shl i64 %ip1, 32
+  %ipsh = shl i64 %ip1, {8 * RecordField.IN1}
   %opb = or i64 %op, %ipsh
   %op2 = select i1 %bind, i64 %opb, i64 %op
   %rec = insertelement <4 x i64> %rec0, i64 %op2, i64 0
@@ -260,15 +308,15 @@ entry:
 define void @{name}(ptr %progs_in, i64 %nprogs, ptr %code_in, ptr %code_out, ptr %progs_out,
                     ptr %hashes, ptr %flags) nounwind {{
 entry:
-  %pin = alloca [3 x i64], align 8
-  %lin = alloca [3 x i64], align 8
-  %npin = alloca [3 x i64], align 8
-  %nlin = alloca [3 x i64], align 8
-  %outp = alloca [3 x i64], align 8
-  %outl = alloca [3 x i64], align 8
+  %pin = alloca {at}, align 8
+  %lin = alloca {at}, align 8
+  %npin = alloca {at}, align 8
+  %nlin = alloca {at}, align 8
+  %outp = alloca {at}, align 8
+  %outl = alloca {at}, align 8
   %h = alloca [2 x i64], align 8
   %nrand = alloca i64, align 8
-  %outs = alloca [3 x i64], align 8
+  %outs = alloca {at}, align 8
   br label %phead
 phead:
   %p = phi i64 [ 0, %entry ], [ %pnext, %pdone ]
@@ -279,8 +327,8 @@ pbody:
   %din = getelementptr inbounds i64, ptr %progs_in, i64 %base
   %dout = getelementptr inbounds i64, ptr %progs_out, i64 %base
 {_component_loads()}
-  store <3 x i64> zeroinitializer, ptr %pin, align 8
-  store <3 x i64> zeroinitializer, ptr %lin, align 8
+  store {vt} zeroinitializer, ptr %pin, align 8
+  store {vt} zeroinitializer, ptr %lin, align 8
   br label %fix
 fix:
   call void @{name}_outp(ptr %outp, ptr %pin, ptr %lin)

@@ -84,7 +84,7 @@ class SearchEvaluator:
         self.memo = StructuralMemo(memo_size, len(self.tasks))
         self.counters = EvalCounters()
         self.interp = interpreter(memory, self.features)
-        self.dce = native_dce()
+        self.dce = native_dce(memory)
         # the mixed tier (compiled task loops) can only pay for long evaluations
         self.examples = sum(t.max_train_steps + t.num_valid for t in self.tasks)
         self.use_kernels = self.examples >= 20_000
