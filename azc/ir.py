@@ -67,6 +67,8 @@ class RecordField(IntEnum):
 
 
 _RECORD = RECORD = struct.Struct("<hhhhddd")  # the fields of RecordField, in order
+# Addresses per kind a memory may have: the record's int16 address fields hold 0..32767.
+MAX_ADDRESSES = 1 << 15
 _F64 = struct.Struct("<d")
 _RANDOM_IDS = RANDOM_OPS  # (a live group of the table)
 RECORD_SIZE = _RECORD.size  # 32 bytes
@@ -319,6 +321,11 @@ class MemoryConfig:
                               f"got {self.vectors}")
         if self.matrices < 0:
             raise VerifyError(f"the number of matrices cannot be negative, got {self.matrices}")
+        for n, word in ((self.scalars, "scalars"), (self.vectors, "vectors"),
+                        (self.matrices, "matrices")):
+            if n > MAX_ADDRESSES:
+                raise VerifyError(f"the memory holds at most {MAX_ADDRESSES} {word} (an "
+                                  f"instruction's 16-bit address fields), got {n}")
         if self.features is not None and self.features < 1:
             raise VerifyError(f"the feature size must be at least 1, got {self.features}")
 

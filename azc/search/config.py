@@ -2,7 +2,7 @@
 
 Top-level keys (the original's SearchExperimentSpec and flags; docs/configuration.md):
 
-    scalars, vectors, matrices           memory sizes (default 20 each)
+    scalars, vectors, matrices           memory sizes (default 20 each, at most MAX_ADDRESSES)
     setup_ops, predict_ops, learn_ops    op names (SCALAR_SUM_OP or SCALAR_SUM) or ids
     setup_size_init / _min / _max        and the same for predict_ and learn_
     population_size, tournament_size
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from azc.errors import ConfigError
-from azc.ir import Component, MemoryConfig
+from azc.ir import MAX_ADDRESSES, Component, MemoryConfig
 from azc.ops import OPS, op_by_name
 from azc.resources import config_dir
 from azc.search.fec import FecConfig
@@ -236,9 +236,15 @@ def _check(cfg: ExperimentConfig) -> None:
 
 
 def _memory(get: _Getter) -> MemoryConfig:
+    sizes = []
+    for key in ("scalars", "vectors", "matrices"):
+        n = get.integer(key, 20)
+        if n > MAX_ADDRESSES:
+            raise get.fail(key, f"must be at most {MAX_ADDRESSES} (MAX_ADDRESSES: the "
+                                f"addresses an instruction's 16-bit fields can hold), got {n}")
+        sizes.append(n)
     try:
-        return MemoryConfig(get.integer("scalars", 20), get.integer("vectors", 20),
-                            get.integer("matrices", 20))
+        return MemoryConfig(*sizes)
     except ConfigError:
         raise
     except Exception as err:  # VerifyError from MemoryConfig: name the keys
