@@ -336,23 +336,77 @@ def with_slots(draw: st.DrawFn, program: Program, max_slot: int = 40) -> Program
     return Program(*parts)
 
 
+# Memory sizes at the edges of the native DCE's 64-bit liveness words.
+WORD_EDGES = (63, 64, 65, 100, 127, 128, 129, 191, 192, 193)
+
+
+def wide_sizes(max_addresses: int, least: int) -> st.SearchStrategy[int]:
+    """Numbers of addresses of a kind up to `max_addresses` (at least `least`), word edges
+    (63, 64, 65, 127, ...) likely."""
+    edges = [n for n in WORD_EDGES if least <= n <= max_addresses]
+    sizes = st.integers(least, max_addresses)
+    return st.one_of(st.sampled_from(edges), sizes) if edges else sizes
+
+
 @st.composite
-def dce_programs(draw: st.DrawFn, max_addresses: int = 64, max_size: int = 8) -> Program:
+def relocated(draw: st.DrawFn, program: Program, memory: MemoryConfig) -> Program:
+    """The program with each address moved up by a drawn multiple of 64 within `memory`.
+
+    Every (kind, address) of the program is mapped to address + 64 j (j >= 0,
+    the same j for every use of it), so the result reads and writes high
+    addresses and addresses equal modulo 64 (s6 and s70), whose liveness a
+    64-bit mask cannot tell apart.  The map is one-to-one for programs whose
+    addresses are below 64.  Random ops keep their random-stream slots.
+    """
+    moved: dict[tuple[int, int], int] = {}
+
+    def move(kind: Kind, addr: int) -> int:
+        key = (int(kind), addr)
+        if key not in moved:
+            top = (memory.size(kind) - 1 - addr) // 64
+            moved[key] = addr + 64 * draw(st.integers(0, max(top, 0)))
+        return moved[key]
+
+    parts = []
+    for _, body in program.components():
+        out = []
+        for ins in body:
+            op = OPS[ins.op]
+            addrs = [move(k, a) for k, a in zip(op.ins, (ins.in1, ins.in2))]
+            dst = move(op.out, ins.out) if op.out is not None else 0
+            out.append(Instr.make(op, dst, *addrs, consts=ins.consts[:len(op.consts)],
+                                  slot=ins.slot))
+        parts.append(tuple(out))
+    return Program(*parts)
+
+
+@st.composite
+def dce_programs(draw: st.DrawFn, max_addresses: int = 200, max_size: int = 8) -> Program:
     """A program for testing dead-code removal on encoded programs.
 
     Memories of up to `max_addresses` addresses per kind (half of them tiny,
-    so that much is live), all ops or a few (setters often), often `wired`,
-    random ops often bound to explicit slots, no-ops sprinkled in, and now
-    and then a component that is empty or all no-ops.
+    so that much is live; sizes at the edges of 64-bit words likely), all
+    ops or a few (setters often), often `wired`, random ops often bound to
+    explicit slots, no-ops sprinkled in, and now and then a component that
+    is empty or all no-ops.  Above 64 addresses, programs are often drawn in
+    a small memory and `relocated` into the large one (addresses 64 apart).
     """
-    big = st.builds(MemoryConfig, st.integers(2, max_addresses), st.integers(1, max_addresses),
-                    st.integers(0, max_addresses), st.just(4))
+    big = st.builds(MemoryConfig, wide_sizes(max_addresses, 2), wide_sizes(max_addresses, 1),
+                    wide_sizes(max_addresses, 0), st.just(4))
     small = st.builds(MemoryConfig, st.integers(2, 4), st.integers(1, 3), st.integers(0, 2),
                       st.just(4))
     mem = draw(st.one_of(big, small))
-    program = draw(programs(mem, max_size, draw(op_subsets(mem))))
+    wide = max(mem.scalars, mem.vectors, mem.matrices) > 64 and draw(st.booleans())
+    base = mem
+    if wide:  # a small memory inside the large one
+        base = MemoryConfig(min(draw(st.integers(2, 4)), mem.scalars),
+                            min(draw(st.integers(1, 3)), mem.vectors),
+                            min(draw(st.integers(0, 2)), mem.matrices), mem.features)
+    program = draw(programs(base, max_size, draw(op_subsets(base))))
     if draw(st.booleans()):
         program = draw(wired(program))
+    if wide:
+        program = draw(relocated(program, mem))
     if draw(st.booleans()):
         program = draw(with_slots(program))
     parts = []
