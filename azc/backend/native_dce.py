@@ -27,6 +27,8 @@ WORD_BITS = 64  # addresses per liveness word
 HASH_SEEDS = (0x243F6A8885A308D3, 0x13198A2E03707344)
 
 _KIND_MASK = (1 << 2) - 1  # the width of an OpBits kind field
+# The marks pass flags each record (scratch, one byte per record): live, and live random.
+FLAG_LIVE, FLAG_RANDOM = 1, 2
 assert NONE_KIND == _KIND_MASK
 
 
@@ -90,7 +92,7 @@ def dce_module(name: str = "azc_dce", words: int = 1) -> str:
     harness = ", ".join(f"i64 {w}" for w in _word_constants(words, HARNESS, 1))
     s1_kind, s1_addr = S1
     s1_word, s1_bit = s1_kind * words + s1_addr // WORD_BITS, 1 << s1_addr % WORD_BITS
-    kmask, partial, random = _KIND_MASK, 1 << OpBits.PARTIAL, 1 << OpBits.RANDOM
+    kmask, partial = _KIND_MASK, 1 << OpBits.PARTIAL
     rec = CODE_RECORD
     return _op_table() + rng_functions() + f"""
 define internal void @{name}_backward(ptr %code, i64 %n, ptr %live, ptr %flags)
@@ -127,8 +129,14 @@ alive:
   %fnull = icmp eq ptr %flags, null
   br i1 %fnull, label %kill, label %mark
 mark:
+  ; the flag of a live record: FLAG_LIVE, and FLAG_RANDOM for a random op (the table's bit)
   %fp = getelementptr inbounds i8, ptr %flags, i64 %im
-  store i8 1, ptr %fp
+  %rnd = lshr i64 %t, {OpBits.RANDOM}
+  %rnd1 = and i64 %rnd, 1
+  %rnds = mul i64 %rnd1, {FLAG_RANDOM}
+  %fv = or i64 %rnds, {FLAG_LIVE}
+  %fv8 = trunc i64 %fv to i8
+  store i8 %fv8, ptr %fp
   br label %kill
 kill:
   %partial = and i64 %t, {partial}
@@ -244,11 +252,8 @@ copy:
   %rec0 = load <4 x i64>, ptr %s, align 1
   %op = extractelement <4 x i64> %rec0, i64 0
   %opl = and i64 %op, 65535
-  %tp = getelementptr inbounds [{len(OPS)} x i8], ptr @azc_optab, i64 0, i64 %opl
-  %t8 = load i8, ptr %tp
-  %t = zext i8 %t8 to i64
-  %rbit = and i64 %t, {random}
-  %isr = icmp ne i64 %rbit, 0
+  %rbit = and i8 %f, {FLAG_RANDOM}
+  %isr = icmp ne i8 %rbit, 0
   ; a random op with the default slot (in1 = 0) keeps drawing as at position i
   %in1f = lshr i64 %op, {8 * RecordField.IN1}
   %in1v = and i64 %in1f, 65535
