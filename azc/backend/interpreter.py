@@ -57,8 +57,8 @@ def interp_loop(name: str, layout: Layout) -> str:
             continue
         b.block(f"op{op.id}")
         ptrs = []
-        for kind, field in [(op.out, "out"), *zip(op.ins, ("in1", "in2"))]:
-            ptrs.append(_address(b, layout, kind, fields[field]))
+        for kind, slot in [(op.out, "out"), *zip(op.ins, ("in1", "in2"))]:
+            ptrs.append(_address(b, layout, kind, fields[slot]))
         ptrs += ["null"] * (3 - len(ptrs))
         key = "0"
         if op.random:

@@ -81,6 +81,7 @@ def stored(value: Any, kind: int, features: int | None) -> Any:
     """A result as the interpreter's memory holds it after the write."""
     if kind == Kind.SCALAR:
         return np.float64(value)
+    assert features is not None, "a vector or matrix result needs the feature size"
     shape = (features,) if kind == Kind.VECTOR else (features, features)
     out = np.empty(shape, dtype=np.float64)
     out[...] = value
