@@ -390,6 +390,15 @@ def test_malformed_cifar10_is_refused(tmp_path: Path, case: str, message: str) -
         read_cifar10(_broken_cifar(tmp_path, case), "train")
 
 
+def test_cifar10_binary_version_is_preferred(tmp_path: Path) -> None:
+    # both versions side by side: the binary one is read, the pickles never opened
+    batches = write_cifar_bin(tmp_path)
+    for name in batches:
+        (tmp_path / name).write_bytes(b"not even a pickle")
+    _, y = read_cifar10(tmp_path, "train")
+    assert np.array_equal(y[:len(batches["data_batch_1"][1])], batches["data_batch_1"][1])
+
+
 def test_cifar10_folder_without_batches(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no CIFAR-10 batch files"):
         read_cifar10(tmp_path, "train")
