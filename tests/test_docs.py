@@ -166,7 +166,7 @@ def test_bad_citations_are_found() -> None:
     assert "§99" in bad[0]
 
 
-@pytest.mark.parametrize("doc", ["semantics.md"])
+@pytest.mark.parametrize("doc", ["semantics.md", "datasets.md"])
 def test_numbered_sections_are_unique(doc: str) -> None:
     numbers = HEADING.findall((DOCS / doc).read_text(encoding="utf-8"))
     assert numbers and len(numbers) == len(set(numbers))
