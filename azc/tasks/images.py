@@ -428,11 +428,13 @@ def _cifar_python_batch(file: _File) -> tuple[np.ndarray, np.ndarray]:
                 else f"a {type(data).__name__}")
         raise DataError(f"{file.src}: data must be a uint8 array of shape (n, 3072), got "
                         f"{what}")
-    if isinstance(labels, np.ndarray) and labels.dtype.kind in "iu" and labels.ndim == 1:
-        values = labels
-    elif isinstance(labels, list) and all(type(v) is int for v in labels):
-        values = np.array(labels, dtype=np.int64) if labels else np.zeros(0, np.int64)
-    else:
+    try:
+        values = np.array(labels) if isinstance(labels, list) and labels else labels
+    except (ValueError, TypeError, OverflowError):
+        values = None
+    if isinstance(labels, list) and not labels:
+        values = np.zeros(0, dtype=np.int64)
+    if not isinstance(values, np.ndarray) or values.dtype.kind not in "iu" or values.ndim != 1:
         raise DataError(f"{file.src}: labels must be a list of integers")
     if values.shape[0] != data.shape[0]:
         raise DataError(f"{file.src}: data holds {data.shape[0]} images but labels holds "
