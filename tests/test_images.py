@@ -311,6 +311,17 @@ def test_cifar10_from_official_tarballs(tmp_path: Path) -> None:
         x, y = read_cifar10(tgz, "test")
         assert np.array_equal(x, _hwc(batches["test_batch"][0]))
         assert np.array_equal(y, batches["test_batch"][1])
+    # a split reads only its own members: a broken test batch does not stop train
+    members = {f"c/{p.name}": p.read_bytes() for p in
+               (tmp_path / "bin" / "cifar-10-batches-bin").iterdir()}
+    members["c/test_batch.bin"] = b"\x01" * 100
+    tgz = write_tar(tmp_path / "broken-test.tgz", members)
+    assert read_cifar10(tgz, "train")[0].shape[0] == sum(4 + i for i in range(5))
+    with pytest.raises(DataError, match="broken-test.tgz:c/test_batch.bin: 100 bytes"):
+        read_cifar10(tgz, "test")
+    del members["c/data_batch_4.bin"]
+    with pytest.raises(DataError, match="missing CIFAR-10 binary version train file.*_4.bin"):
+        read_cifar10(write_tar(tmp_path / "no-4.tgz", members), "train")
 
 
 def test_cifar10_python2_cpickle_batch(tmp_path: Path) -> None:

@@ -188,7 +188,8 @@ class _File:
         if self.data is not None:
             yield io.BytesIO(self.data)
             return
-        assert self.path is not None
+        if self.path is None:
+            raise DataError(f"{self.src}: not read")
         try:
             f = self.path.open("rb")
         except OSError as exc:
@@ -220,9 +221,12 @@ def _directory_files(folder: Path, names: Sequence[str]) -> dict[str, _File]:
     return found
 
 
-def _tar_files(archive: Path, names: Sequence[str]) -> dict[str, _File]:
-    """The members of a tar archive whose base names are in `names`, read in one pass."""
+def _tar_files(archive: Path, names: Sequence[str],
+               keep: Sequence[str] | None = None) -> dict[str, _File]:
+    """The members of a tar archive whose base names are in `names`, read in one pass
+    (only those in `keep`, when given; the others are only noted as present)."""
     wanted = set(names)
+    kept = wanted if keep is None else set(keep)
     found: dict[str, _File] = {}
     try:
         with tarfile.open(archive, mode="r|*") as tar:
@@ -232,8 +236,12 @@ def _tar_files(archive: Path, names: Sequence[str]) -> dict[str, _File]:
                     continue
                 src = f"{archive}:{member.name}"
                 if base in found:
-                    raise DataError(f"{archive}: holds two files named {base} "
-                                    f"({found[base].src.split(':')[-1]} and {member.name})")
+                    first = found[base].src[len(str(archive)) + 1:]
+                    raise DataError(f"{archive}: holds two files named {base} ({first} and "
+                                    f"{member.name})")
+                if base not in kept:
+                    found[base] = _File(src, member.size)
+                    continue
                 f = tar.extractfile(member)
                 assert f is not None
                 data = _read_exactly(f, member.size, src, "the tar member")
@@ -243,10 +251,11 @@ def _tar_files(archive: Path, names: Sequence[str]) -> dict[str, _File]:
     return found
 
 
-def _find_files(where: Path, names: Sequence[str],
-                subdirs: Sequence[str]) -> dict[str, _File]:
+def _find_files(where: Path, names: Sequence[str], subdirs: Sequence[str],
+                keep: Sequence[str] | None = None) -> dict[str, _File]:
     """The files of `names` in an archive, or in the first of a directory's `subdirs`
-    ("" is the directory itself) that holds any of them."""
+    ("" is the directory itself) that holds any of them. Of an archive's members only
+    those in `keep` (all, when None) are read."""
     if where.is_dir():
         for sub in subdirs:
             found = _directory_files(where / sub, names)
@@ -255,7 +264,7 @@ def _find_files(where: Path, names: Sequence[str],
         return {}
     if not tarfile.is_tarfile(where):
         raise DataError(f"{where}: not a directory or a tar archive")
-    return _tar_files(where, names)
+    return _tar_files(where, names, keep)
 
 
 def _missing(where: Path, missing: Sequence[str], what: str) -> DataError:
@@ -379,7 +388,8 @@ def read_cifar10(where: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]
     batches = CIFAR_TRAIN_BATCHES if split == "train" else CIFAR_TEST_BATCHES
     every = [b + ".bin" for b in CIFAR_TRAIN_BATCHES + CIFAR_TEST_BATCHES]
     every += list(CIFAR_TRAIN_BATCHES + CIFAR_TEST_BATCHES)
-    found = _find_files(where, every, CIFAR_SUBDIRS)
+    keep = [n for b in batches for n in (b, b + ".bin")]
+    found = _find_files(where, every, CIFAR_SUBDIRS, keep)
     if not found:
         raise DataError(f"{where}: no CIFAR-10 batch files (the binary version's "
                         f"data_batch_1.bin .. data_batch_5.bin and test_batch.bin, or the "
