@@ -124,8 +124,18 @@ class ProgSlot(IntEnum):
 
 
 PROG_WIDTH = len(ProgSlot)
-CODE_SLOTS = [ProgSlot.code(c) for c in Component]     # as numpy column indices
-LENGTH_SLOTS = [ProgSlot.length(c) for c in Component]
+
+
+def _columns(slots: list[int]) -> slice:
+    """Evenly spaced descriptor slots as a numpy column slice (a view: no fancy indexing
+    on the hot path)."""
+    step = slots[1] - slots[0]
+    assert step > 0 and all(b - a == step for a, b in zip(slots, slots[1:]))
+    return slice(int(slots[0]), int(slots[-1]) + 1, int(step))
+
+
+CODE_SLOTS = _columns([ProgSlot.code(c) for c in Component])      # Setup, Predict, Learn
+LENGTH_SLOTS = _columns([ProgSlot.length(c) for c in Component])
 CODE_RECORD = RECORD_SIZE  # bytes per encoded instruction (an azc.ir.Instr)
 
 
