@@ -334,6 +334,39 @@ def test_config_errors_name_the_key(edit, fragment) -> None:
     assert fragment in str(info.value) and "x.toml" in str(info.value)
 
 
+_TASK = {"type": "scalar_linear_regression", "features_size": 4, "num_tasks": 1,
+         "num_train_examples": 10, "num_valid_examples": 10}
+
+
+@pytest.mark.parametrize("edit,fragment", [
+    ({"initial_population": 9}, "initial_population: initial_population id 9 is not one of"),
+    ({"allowed_mutation_types": [99]}, "allowed_mutation_types: mutation type id 99"),
+    ({"allowed_mutation_types": [True]}, "allowed_mutation_types: expected a mutation type"),
+    ({"mutate_prob": "0.5"}, "mutate_prob: expected int or float, got '0.5'"),
+    ({"max_abs_error": float("nan")}, "max_abs_error: must be at least"),
+    ({"mutate_prob": 1.5}, "mutate_prob: must be in [0.0, 1.0], got 1.5"),
+    ({"train_budget": {"train_budget_threshold_factor": 0}},
+     "train_budget.train_budget_threshold_factor: must be above 0.0"),
+    ({"train_budget": {"train_budget_baseline": 9}},
+     "train_budget.train_budget_baseline: initial_population id 9"),
+    ({"fec": {"num_valid_examples": 101}}, "fec.num_valid_examples: must be at most 100"),
+    ({"search_tasks": [dict(_TASK, num_task=3)]}, "unknown key 'num_task'"),
+    ({"select_tasks": [dict(_TASK, features_size=2)]},
+     "select_tasks have features_size 2, but the search tasks have 4"),
+    ({"final_tasks": [dict(_TASK, features_size=8)]},
+     "final_tasks have features_size 8, but the search tasks have 4"),
+    ({"scalars": 1}, "scalars/vectors/matrices: the memory needs at least 2 scalars"),
+])
+def test_config_values_are_checked_when_read(edit, fragment) -> None:
+    data = {"population_size": 10, "tournament_size": 2,
+            "allowed_mutation_types": ["ALTER_PARAM"], "search_tasks": [_TASK], **edit}
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, "x.toml")
+    text = str(info.value)
+    assert fragment in text and text.startswith("x.toml: error: ")
+    assert text.count(": error: ") == 1
+
+
 def _tiny(**over):
     import tomllib
 

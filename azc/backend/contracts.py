@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from itertools import pairwise
 
 import numpy as np
 
@@ -130,7 +131,7 @@ def _columns(slots: list[int]) -> slice:
     """Evenly spaced descriptor slots as a numpy column slice (a view: no fancy indexing
     on the hot path)."""
     step = slots[1] - slots[0]
-    assert step > 0 and all(b - a == step for a, b in zip(slots, slots[1:]))
+    assert step > 0 and all(b - a == step for a, b in pairwise(slots))
     return slice(int(slots[0]), int(slots[-1]) + 1, int(step))
 
 

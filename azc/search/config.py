@@ -39,11 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from azc.errors import ConfigError
+from azc.errors import AzcError, ConfigError
 from azc.ir import MAX_ADDRESSES, Component, MemoryConfig
 from azc.ops import OPS, op_by_name
 from azc.resources import config_dir
-from azc.search.fec import FecConfig
+from azc.search.fec import FEC_MAX_EXAMPLES, FecConfig
 from azc.search.generator import InitialPopulation
 from azc.search.mutator import CONSTANT_MUTATIONS, MutationType
 from azc.search.space import UNLIMITED, SearchSpace
@@ -189,9 +189,12 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path | None = N
     try:
         initial = InitialPopulation.parse(get.value("initial_population", "NO_OP_ALGORITHM",
                                                     (str, int)))
+    except ConfigError as err:
+        raise get.fail("initial_population", err.message) from None
+    try:
         types = tuple(MutationType.parse(t) for t in get.items("allowed_mutation_types"))
     except ConfigError as err:
-        raise ConfigError(err.message, where=source) from None
+        raise get.fail("allowed_mutation_types", err.message) from None
     if not types:
         raise ConfigError("allowed_mutation_types must not be empty", where=source)
     cfg = ExperimentConfig(
@@ -233,6 +236,14 @@ def _check(cfg: ExperimentConfig) -> None:
     if len(features) != 1 or None in features:
         raise ConfigError(f"search_tasks must share one features_size, got "
                           f"{sorted(f for f in features if f is not None)}", where=cfg.source)
+    (F,) = features
+    for key, specs in (("select_tasks", cfg.select_tasks), ("final_tasks", cfg.final_tasks)):
+        other = sorted({s.features_size for s in specs if s.features_size != F},
+                       key=lambda f: -1 if f is None else f)
+        if other:
+            raise ConfigError(f"{key} have features_size {other[0]}, but the search tasks "
+                              f"have {F}: candidates are evolved for one feature size",
+                              where=cfg.source)
 
 
 def _memory(get: _Getter) -> MemoryConfig:
@@ -247,8 +258,9 @@ def _memory(get: _Getter) -> MemoryConfig:
         return MemoryConfig(*sizes)
     except ConfigError:
         raise
-    except Exception as err:  # VerifyError from MemoryConfig: name the keys
-        raise ConfigError(f"scalars/vectors/matrices: {err}", where=get.source) from None
+    except AzcError as err:  # VerifyError from MemoryConfig: name the keys
+        raise ConfigError(f"scalars/vectors/matrices: {err.message}",
+                          where=get.source) from None
 
 
 def _fec(get: _Getter) -> FecConfig | None:
@@ -261,8 +273,8 @@ def _fec(get: _Getter) -> FecConfig | None:
             raise ConfigError(f"unknown key 'fec.{key}' (valid: {', '.join(valid)})",
                               where=get.source)
     sub = _Getter(table, get.source, prefix="fec.")
-    return FecConfig(sub.integer("num_train_examples", 10, lo=1),
-                     sub.integer("num_valid_examples", 10, lo=1),
+    return FecConfig(sub.integer("num_train_examples", 10, lo=1, hi=FEC_MAX_EXAMPLES),
+                     sub.integer("num_valid_examples", 10, lo=1, hi=FEC_MAX_EXAMPLES),
                      sub.integer("cache_size", 100_000, lo=1),
                      sub.integer("forget_every", 100, lo=0))
 
@@ -283,7 +295,8 @@ def _budget(get: _Getter) -> BudgetConfig | None:
     except ConfigError as err:
         raise ConfigError(f"train_budget.train_budget_baseline: {err.message}",
                           where=get.source) from None
-    return BudgetConfig(baseline, sub.number("train_budget_threshold_factor", 2.0, lo=0.0))
+    return BudgetConfig(baseline, sub.number("train_budget_threshold_factor", 2.0, lo=0.0,
+                                               above=True))
 
 
 class _Getter:
@@ -306,7 +319,8 @@ class _Getter:
             raise self.fail(key, f"expected {names}, got {v!r}")
         return v
 
-    def integer(self, key: str, default: int | None = None, lo: int | None = None) -> int:
+    def integer(self, key: str, default: int | None = None, lo: int | None = None,
+                hi: int | None = None) -> int:
         if key not in self.data and default is None:
             raise self.fail(key, "missing")
         v = self.value(key, default, (int, float))
@@ -317,20 +331,25 @@ class _Getter:
         assert isinstance(v, int)
         if lo is not None and v < lo:
             raise self.fail(key, f"must be at least {lo}, got {v}")
+        if hi is not None and v > hi:
+            raise self.fail(key, f"must be at most {hi}, got {v}")
         return v
 
     def optional_int(self, key: str) -> int | None:
         return None if key not in self.data else self.integer(key, lo=1)
 
     def number(self, key: str, default: float, lo: float | None = None,
-               hi: float | None = None) -> float:
-        v = self.value(key, default, (int, float, str))
-        try:
-            x = float(v)  # type: ignore[arg-type]
-        except ValueError:
-            raise self.fail(key, f"expected a number, got {v!r}") from None
-        if math.isnan(x) or (lo is not None and x < lo) or (hi is not None and x > hi):
-            bounds = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+               hi: float | None = None, above: bool = False) -> float:
+        """A number (TOML integer or float; inf allowed, NaN not) in [lo, hi], or above
+        lo (exclusive) with `above`."""
+        v = self.value(key, default, (int, float))
+        x = float(v)
+        low = lo is not None and (x <= lo if above else x < lo)
+        if math.isnan(x) or low or (hi is not None and x > hi):
+            if hi is not None:
+                bounds = f"in [{lo}, {hi}]"
+            else:
+                bounds = f"{'above' if above else 'at least'} {lo}"
             raise self.fail(key, f"must be {bounds}, got {v!r}")
         return x
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from azc.errors import ConfigError
 
 FEC_SEED = 235732282
+FEC_MAX_EXAMPLES = 100  # train and valid errors the FEC fingerprint records, at most
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,10 @@ class FecConfig:
         for name in ("num_train_examples", "num_valid_examples", "cache_size"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"fec.{name} must be positive, got {getattr(self, name)}")
-        if self.num_train_examples > 100 or self.num_valid_examples > 100:
-            raise ConfigError("fec records at most 100 train and 100 valid errors")
+        for name in ("num_train_examples", "num_valid_examples"):
+            if getattr(self, name) > FEC_MAX_EXAMPLES:
+                raise ConfigError(f"fec.{name} must be at most {FEC_MAX_EXAMPLES} (the errors "
+                                  f"a fingerprint records), got {getattr(self, name)}")
         if self.forget_every < 0:
             raise ConfigError(f"fec.forget_every must be >= 0, got {self.forget_every}")
 

@@ -30,7 +30,12 @@ class InitialPopulation(IntEnum):
     @staticmethod
     def parse(name: str | int) -> InitialPopulation:
         """A kind from its name (with or without _ALGORITHM) or value."""
+        if isinstance(name, bool):
+            raise ConfigError(f"expected an initial_population name or id, got {name!r}")
         if isinstance(name, int):
+            if name not in {m.value for m in InitialPopulation}:
+                raise ConfigError(f"initial_population id {name} is not one of "
+                                  + ", ".join(f"{m.value} ({m.name})" for m in InitialPopulation))
             return InitialPopulation(name)
         key = str(name).strip().upper()
         aliases = {"NO_OP": "NO_OP_ALGORITHM", "EMPTY": "NO_OP_ALGORITHM",

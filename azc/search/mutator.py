@@ -37,7 +37,12 @@ class MutationType(IntEnum):
     @staticmethod
     def parse(name: str | int) -> MutationType:
         """A type from its name (with or without _MUTATION_TYPE) or value."""
+        if isinstance(name, bool):
+            raise ConfigError(f"expected a mutation type name or id, got {name!r}")
         if isinstance(name, int):
+            if name not in {m.value for m in MutationType}:
+                raise ConfigError(f"mutation type id {name} is not one of "
+                                  + ", ".join(f"{m.value} ({m.name})" for m in MutationType))
             return MutationType(name)
         key = str(name).strip().upper()
         if key.endswith("_MUTATION_TYPE"):

@@ -421,7 +421,9 @@ def _table_type(table: dict) -> tuple[str, str | None]:
     if "type" in table:
         named["type"] = _normalize_type(table["type"])
     for key in table:
-        if key.endswith("_task"):
+        # `<type>_task = {...}` names the type; a non-table value (say `num_task = 3`, a
+        # typo of num_tasks) is left to the unknown-key check
+        if key.endswith("_task") and isinstance(table[key], dict):
             kind = _normalize_type(key)
             if kind == "dataset":
                 raise ConfigError("dataset_task is not a key; write dataset = \"file.npz\"")
