@@ -47,11 +47,51 @@ def memory_from_args(args: argparse.Namespace, program: Program,
                         features)
 
 
+def _count(text: str) -> int:
+    """A positive integer option (argparse type)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def _seed(text: str) -> int:
+    """A seed option: an integer in [0, 2**64)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if not 0 <= n < 1 << 64:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**64), got {n}")
+    return n
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < x < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return x
+
+
+def _folder(text: str) -> str:
+    """A folder option: an existing folder or a path that does not exist yet."""
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a folder")
+    return text
+
+
 def _add_memory_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("memory (default: the smallest that fits the program)")
-    g.add_argument("--scalars", type=int, metavar="S", help="number of scalar addresses")
-    g.add_argument("--vectors", type=int, metavar="V", help="number of vector addresses")
-    g.add_argument("--matrices", type=int, metavar="M", help="number of matrix addresses")
+    g.add_argument("--scalars", type=_count, metavar="S", help="number of scalar addresses")
+    g.add_argument("--vectors", type=_count, metavar="V", help="number of vector addresses")
+    g.add_argument("--matrices", type=_count, metavar="M", help="number of matrix addresses")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -217,18 +257,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _add_evolve_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, help="the run's seed (default: the config's random_seed)")
-    p.add_argument("--max-individuals", type=int, metavar="N", help="stop after N individuals")
-    p.add_argument("--time-limit", type=float, metavar="SEC", help="stop after SEC seconds")
-    p.add_argument("--out", metavar="DIR", help="folder for log.jsonl, best.az, result.json "
-                   "and checkpoints (default: azc-runs/<config>-seed<N>-<time>)")
+    p.add_argument("--seed", type=_seed, help="the run's seed (default: the config's random_seed)")
+    p.add_argument("--max-individuals", type=_count, metavar="N", help="stop after N individuals")
+    p.add_argument("--time-limit", type=_seconds, metavar="SEC", help="stop after SEC seconds")
+    p.add_argument("--out", type=_folder, metavar="DIR", help="folder for log.jsonl, best.az, "
+                   "result.json and checkpoints (default: azc-runs/<config>-seed<N>-<time>)")
     p.add_argument("--no-save", action="store_true", help="write no files")
-    p.add_argument("--checkpoint-every", type=float, default=300.0, metavar="SEC",
+    p.add_argument("--checkpoint-every", type=_seconds, default=300.0, metavar="SEC",
                    help="seconds between checkpoints (default 300; always on Ctrl-C)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
-    p.add_argument("--batch-size", type=int, metavar="B",
+    p.add_argument("--batch-size", type=_count, metavar="B",
                    help="children per native call (1 = the original's exact order)")
-    p.add_argument("--workers", type=int, metavar="N",
+    p.add_argument("--workers", type=_count, metavar="N",
                    help="processes: N islands with migration (default: the cores available; "
                    "results depend on N)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -247,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="parse and validate a program")
     p.add_argument("program", help="a .az file or the name of a shipped example")
     _add_memory_options(p)
-    p.add_argument("--features", type=int, metavar="F",
+    p.add_argument("--features", type=_count, metavar="F",
                    help="feature size to check indices (default: a run's best.az header)")
     p.set_defaults(func=cmd_check)
 
@@ -256,14 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimized", action="store_true",
                    help="print the program after dead-code removal and constant folding")
     p.add_argument("--stats", action="store_true", help="say what each pass removed")
-    p.add_argument("--features", type=int, metavar="F",
+    p.add_argument("--features", type=_count, metavar="F",
                    help="feature size (enables constant folding of vector/matrix ops; "
                    "default: a run's best.az header; without F only scalar ops fold)")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("llvm", help="print the LLVM IR (or assembly) of a program's kernel")
     p.add_argument("program", help="a .az file or the name of a shipped example")
-    p.add_argument("--features", type=int, metavar="F",
+    p.add_argument("--features", type=_count, metavar="F",
                    help="feature size (default: a run's best.az header, else 4)")
     p.add_argument("--asm", action="store_true", help="print native assembly instead")
     p.add_argument("--opt", action="store_true", help="print the IR after LLVM's passes")
@@ -283,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_memory_options(p)
     p.add_argument("--backend", choices=["interp", "jit"], default="jit",
                    help="JIT-compiled native code (default) or the reference interpreter")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random ops (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random ops (default 0)")
     p.add_argument("--combination", choices=["mean", "median"], default="mean",
                    help="how per-task fitnesses combine (default mean, as the original)")
     p.add_argument("--max-abs-error", type=float, default=100.0,
@@ -291,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-type", choices=["RMS_ERROR", "ACCURACY"],
                    help="for a dataset: regression or binary classification "
                    "(default: ACCURACY if all labels are 0/1)")
-    p.add_argument("--epochs", type=int, help="for a dataset: number of training epochs")
+    p.add_argument("--epochs", type=_count, help="for a dataset: number of training epochs")
     p.add_argument("--json", action="store_true",
                    help="print {fitness, tasks: [{fitness, valid_predictions}]} as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="print every task's fitness")
@@ -311,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("program", help="a .az file or the name of a shipped example")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="the folder to write (new, empty, or an earlier export)")
-    p.add_argument("--features", type=int, metavar="F",
+    p.add_argument("--features", type=_count, metavar="F",
                    help="feature size (default: the training data's, or a run's best.az)")
     _add_memory_options(p)
     fit = p.add_mutually_exclusive_group()
@@ -325,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-type", choices=["RMS_ERROR", "ACCURACY"],
                    help="regression or binary classification (default: the data's, else "
                    "RMS_ERROR)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=_seed, default=0,
                    help="seed of the random ops for the fit (default 0)")
     p.add_argument("--max-abs-error", type=float, default=100.0,
                    help="training errors above this stop training (default 100)")

@@ -21,6 +21,7 @@ from lark import Lark, Token, Tree
 
 from azc.errors import AzcError, ParseError, Span, VerifyError
 from azc.ir import (
+    MAX_ADDRESSES,
     NOOP,
     Component,
     Instr,
@@ -117,7 +118,12 @@ class _Resolver:
 
     def addr(self, tok: Any) -> tuple[Kind, int]:
         text = str(tok)
-        return _KIND_OF[text[0]], int(text[1:])
+        n = int(text[1:])
+        if n >= MAX_ADDRESSES:
+            raise self.error(f"address {text} is beyond the limit: a memory has at most "
+                             f"{MAX_ADDRESSES} addresses of a kind ({text[0]}0.."
+                             f"{text[0]}{MAX_ADDRESSES - 1})", tok)
+        return _KIND_OF[text[0]], n
 
     def number(self, tok: Any, float32: bool = False) -> float:
         try:

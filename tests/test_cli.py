@@ -213,3 +213,45 @@ def test_export_locates_errors_and_checks_the_header(tmp_path: Path,
     code, _, err = azc(capsys, "export", best, "-o", tmp_path / "out", "--features", "5")
     assert code == 1 and "is from a run with F=4" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("address", ["s32768", "v65536", "m99999999"])
+def test_addresses_beyond_the_limit_are_located_errors(tmp_path, capsys, address) -> None:
+    path = write(tmp_path, f"def Predict():\n  s1 = s0 + s0\n  s2 = {address} + s0\n"
+                 if address[0] == "s" else
+                 f"def Predict():\n  s1 = s0 + s0\n  v1 = {address} + v0\n")
+    code, _, err = azc(capsys, "check", path)
+    assert code != 0
+    assert f"{path}:3:" in err and f"address {address} is beyond the limit" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["evolve", "demo", "--seed", "-1"], "argument --seed: must be in [0, 2**64), got -1"),
+    (["evolve", "demo", "--seed", "x"], "argument --seed: expected a non-negative integer"),
+    (["evolve", "demo", "--batch-size", "0"], "argument --batch-size: must be at least 1"),
+    (["evolve", "demo", "--workers", "-2"], "argument --workers: must be at least 1"),
+    (["evolve", "demo", "--max-individuals", "0"], "argument --max-individuals: must be at"),
+    (["evolve", "demo", "--time-limit", "nan"], "argument --time-limit: must be a positive"),
+    (["evolve", "demo", "--checkpoint-every", "-1"], "argument --checkpoint-every: must be"),
+    (["show", "x.az", "--features", "0"], "argument --features: must be at least 1"),
+    (["check", "x.az", "--scalars", "0"], "argument --scalars: must be at least 1"),
+])
+def test_command_line_values_are_checked_by_the_parser(capsys, monkeypatch, argv,
+                                                       message) -> None:
+    def no_run(*args, **kwargs):
+        raise AssertionError("the parser let a bad value through to a run")
+    monkeypatch.setattr("azc.search.experiment.evolve", no_run)
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_out_must_be_a_folder(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("azc.search.experiment.evolve", lambda *a, **k: 1 / 0)
+    path = tmp_path / "afile"
+    path.write_text("")
+    with pytest.raises(SystemExit):
+        cli.main(["evolve", "demo", "--out", str(path)])
+    assert "exists and is not a folder" in capsys.readouterr().err
