@@ -634,12 +634,19 @@ class Model:
 
     def _train(self, lib: Library, state: np.ndarray, X: np.ndarray, y: np.ndarray,
                epochs: int) -> None:
-        if int(epochs) < 1:
-            raise InputError(f"epochs must be at least 1, got {epochs!r}")
+        if (isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer))
+                or epochs < 1):
+            raise InputError(f"epochs must be an integer of at least 1, got {epochs!r}")
+        bound = self.max_abs_error
+        if (isinstance(bound, bool) or not isinstance(bound, (int, float, np.floating))
+                or not bound >= 0):
+            raise InputError(f"max_abs_error must be a number >= 0 (inf: never stop), got "
+                             f"{bound!r}")
         for _ in range(int(epochs)):
-            status, trained = lib.fit(state, X, y, float(self.max_abs_error))
+            status, trained = lib.fit(state, X, y, float(bound))
             if status == STATUS_STOPPED:
-                step = int(state[:STATE_WORDS].view(np.int64)[5]) - 1
+                words = state[:STATE_WORDS].view(np.int64)
+                step = int(words[STATE_FIELDS.index("train_steps")]) - 1
                 warnings.warn(TrainingStoppedWarning(
                     f"training stopped at step {step} (example {trained} of this pass): the "
                     f"error |y - prediction| was NaN or above max_abs_error="

@@ -529,3 +529,20 @@ def test_in_scikit_learn_pipelines_and_cross_validation() -> None:
     acc = cross_val_score(Estimator(NEURAL, eval_type="ACCURACY", epochs=3), clf.train_x,
                           clf.train_y, cv=3)
     assert acc.mean() > 0.8
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"epochs": 2.5}, "epochs must be an integer of at least 1, got 2.5"),
+    ({"epochs": "3"}, "epochs must be an integer of at least 1, got '3'"),
+    ({"epochs": True}, "epochs must be an integer"),
+    ({"epochs": 0}, "epochs must be an integer of at least 1, got 0"),
+    ({"max_abs_error": float("nan")}, "max_abs_error must be a number >= 0"),
+    ({"max_abs_error": -1.0}, "max_abs_error must be a number >= 0"),
+    ({"max_abs_error": "100"}, "max_abs_error must be a number >= 0"),
+])
+def test_estimator_parameters_are_checked_when_fitting(params, message) -> None:
+    X = np.arange(12, dtype=np.float64).reshape(6, 2) / 10
+    y = X.sum(axis=1)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Estimator(LINEAR, **params).fit(X, y)
+    Estimator(LINEAR, epochs=np.int64(2), max_abs_error=float("inf")).fit(X, y)  # fine
