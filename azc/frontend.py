@@ -20,6 +20,7 @@ import lark
 from lark import Lark, Token, Tree
 
 from azc.errors import AzcError, ParseError, Span, VerifyError
+from azc.files import MAX_PROGRAM_BYTES, read_text
 from azc.ir import (
     MAX_ADDRESSES,
     NOOP,
@@ -362,13 +363,7 @@ def parse_file_with_source(path: str | Path, memory: MemoryConfig | None = None,
                            allowed: dict[Component, frozenset[int]] | None = None
                            ) -> tuple[Program, SourceMap]:
     """`parse_file`, and where each instruction is in the file."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as err:
-        raise AzcError(f"cannot read program {p}: {err.strerror or err}") from None
-    except UnicodeDecodeError:
-        raise AzcError(f"{p} is not a text file") from None
+    text = read_text(path, "program", MAX_PROGRAM_BYTES)
     return parse_with_source(text, filename=str(path), memory=memory, allowed=allowed)
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from azc.errors import AzcError, ConfigError
+from azc.files import MAX_CONFIG_BYTES, read_text, regular_file
 from azc.ir import MAX_ADDRESSES, Component, MemoryConfig
 from azc.ops import OPS, op_by_name
 from azc.resources import config_dir
@@ -131,8 +132,8 @@ def shipped_configs() -> list[str]:
 def resolve_config_path(arg: str) -> Path:
     """A config path from a path or the name of a shipped config."""
     p = Path(arg)
-    if p.is_file():
-        return p
+    if p.exists():
+        return regular_file(p, "configuration", MAX_CONFIG_BYTES, ConfigError)
     shipped = config_dir() / f"{arg.removesuffix('.toml')}.toml"
     if shipped.is_file():
         return shipped
@@ -143,12 +144,11 @@ def resolve_config_path(arg: str) -> Path:
 def load_config(arg: str) -> ExperimentConfig:
     """Load and validate an experiment configuration (path or shipped name)."""
     path = resolve_config_path(arg)
+    text = read_text(path, "configuration", MAX_CONFIG_BYTES, ConfigError)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
-    except OSError as err:
-        raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
     return parse_config(data, str(path), path.parent, name=path.stem)
 
 

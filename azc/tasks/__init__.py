@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from azc.errors import ConfigError, DataError
+from azc.files import MAX_CONFIG_BYTES, read_text
 from azc.tasks.datasets import Dataset, infer_eval_type, load_dataset
 from azc.tasks.generators import TaskData, train_order
 from azc.tasks.spec import (
@@ -67,15 +68,13 @@ def builtin_task_specs(name: str) -> list[TaskSpec]:
 def load_task_file(path: str | Path) -> list[TaskSpec]:
     """The specs of a `.toml` task file (dataset paths relative to its folder)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"task file not found: {path}")
+    text = read_text(path, "task file", MAX_CONFIG_BYTES, ConfigError)
     try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", where=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the task file: {exc}", where=str(path)) from None
     return parse_task_specs(data, str(path), path.parent)
 
 
