@@ -57,6 +57,7 @@ def run_child(code: str, tmp_path: Path, timeout: float = 1800) -> str:
 
 
 BIGGEST = (MAX_ADDRESSES, MAX_ADDRESSES, MAX_ADDRESSES)
+INTERPRETED = (MAX_ADDRESSES - 1,) * 3  # the native interpreter's largest memory
 
 
 def test_the_cases_here_are_beyond_the_stack() -> None:
@@ -246,3 +247,40 @@ def test_evolve_demo_at_784_features(tmp_path: Path) -> None:
         print("DONE", r.individuals)
     """, tmp_path)
     assert "DONE" in out
+
+
+def test_a_failed_allocation_raises_memory_error(tmp_path: Path) -> None:
+    """The native interpreter (the search's) with its largest memory gives the reference's
+    fitness; when the driver cannot allocate such a memory (here: an address-space limit
+    set after compiling), the kernel and the native interpreter raise MemoryError: no
+    crash, no garbage."""
+    run_child(f"""
+        import resource
+        from azc.backend.native import interpreter
+        prog = azc.parse_file(azc.resources.example_file("linear_sgd"))
+        t = task(16)  # 71 MB: beyond what malloc keeps for reuse (32 MB)
+        mem = MemoryConfig(*{INTERPRETED!r})
+        seeds = np.zeros(1, dtype=np.uint64)
+        before = azc.evaluate(prog, t, mem).fitness
+        it = interpreter(mem, 16)
+        assert it.run_batch([prog], [t], seeds)[0, 0, 0] == before
+        assert before == evaluate_task(prog, t, mem).fitness
+        # a kernel is compiled for the memory its live code needs: the last matrix, here
+        far = azc.parse("def Setup():\\n  m32766 = uniform(-0.1, 0.1)\\n"
+                        "def Predict():\\n  s1 = norm(m32766)\\ndef Learn():\\n  s2 = s0 - s1\\n")
+        far_fitness = azc.evaluate(far, t, mem).fitness
+        assert far_fitness == evaluate_task(far, t, mem).fitness
+        vm = int([ln for ln in open("/proc/self/status") if ln.startswith("VmSize")][0].split()[1])
+        resource.setrlimit(resource.RLIMIT_AS, ((vm + 8192) * 1024, resource.RLIM_INFINITY))
+        for run in (lambda: azc.evaluate(far, t, mem), lambda: it.run_batch([prog], [t], seeds)):
+            try:
+                run()
+            except MemoryError:
+                pass
+            else:
+                raise AssertionError("no MemoryError")
+        resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        assert azc.evaluate(far, t, mem).fitness == far_fitness
+        assert it.run_batch([prog], [t], seeds)[0, 0, 0] == before
+        print("DONE")
+    """, tmp_path)
