@@ -34,6 +34,7 @@ from azc.backend.contracts import CODE_RECORD, PAIR_SHAPE, Layout, ProgSlot
 from azc.backend.irtext import dedupe
 from azc.backend.jit import Compiler, Engine
 from azc.backend.kernels import loop_kernel_module, pairable, paired_kernel_module
+from azc.backend.protocol import paired_on_stack
 from azc.ir import Instr, MemoryConfig
 from azc.ops import OPS
 
@@ -126,7 +127,7 @@ class ComponentKernels:
             return
         parts, names, fields = [], [], []
         for i, (_, predict, learn) in enumerate(items):
-            if paired and pairable(predict, learn):
+            if paired and pairable(predict, learn) and paired_on_stack(self.layout):
                 parts.append(paired_kernel_module(predict, learn, self.layout, f"ck{i}"))
                 fields.append(ProgSlot.PAIRED_LOOPS)
             else:

@@ -34,6 +34,7 @@ __all__ = [
     "PAIR_SHAPE",
     "PROG_WIDTH",
     "RECORD_FIELDS",
+    "STACK_LIMIT",
     "STATE_HEADER",
     "ExecKind",
     "Layout",
@@ -44,6 +45,7 @@ __all__ = [
     "RecordField",
     "StateWord",
     "TaskField",
+    "on_stack",
 ]
 
 
@@ -207,6 +209,19 @@ class ModelStatus(IntEnum):
     EINVAL = -2
 
 
+# The largest buffer generated code keeps on the native stack, in bytes.  A thread's
+# stack is a few MB at most (8 MB on the main thread, often less elsewhere), and the
+# memory grows with F (F*F doubles per matrix): a larger memory, or a temporary of F*F
+# doubles, lives on the heap, or is worked on in place (see `on_stack`).  Small
+# buffers stay on the stack, where LLVM keeps their scalars and vectors in registers.
+STACK_LIMIT = 64 * 1024
+
+
+def on_stack(doubles: int) -> bool:
+    """Whether a buffer of this many float64 is small enough for the native stack."""
+    return doubles * 8 <= STACK_LIMIT
+
+
 def _align(n: int, to: int) -> int:
     return -(-n // to) * to
 
@@ -257,6 +272,12 @@ class Layout:
     def size(self) -> int:
         """Number of float64 in the buffer."""
         return self.matrix_base + self.matrices * self.matrix_stride
+
+    @property
+    def heap(self) -> bool:
+        """Whether generated code of this layout uses the heap: the memory, or a matrix
+        op's temporary of F*F doubles, is too large for the native stack (`on_stack`)."""
+        return not on_stack(max(self.size, 1)) or not on_stack(self.features ** 2)
 
     def offset(self, kind: Kind, addr: int) -> int:
         """Index of the first element of an address."""

@@ -14,8 +14,10 @@ from azc.backend.contracts import (
     PAIR_SHAPE,
     ExecKind,
     Layout,
+    OutField,
     ProgSlot,
     TaskField,
+    on_stack,
 )
 from azc.backend.irtext import and_chain
 from azc.backend.protocol import no_records, prog_loads
@@ -106,19 +108,23 @@ task.compiled:
 task.interp:
 {run}"""
         pair = ", [ %t.2, %task.pair ]"
+    start, memory, free = "entry", f"""  %mem = alloca [{size} x double], align 64
+{f"  %mem.n = alloca [{size} x double], align 64" if interpreted else ""}
+""", ""
+    if not on_stack(size):
+        start, memory = "start", _heap_memory(size, interpreted)
+        free = "  call void @free(ptr %mem)\n"
     return f"""
 define {linkage}void @{name}({params}) nounwind {{
 entry:
 {prog_loads("s") if interpreted else ""}
-  %mem = alloca [{size} x double], align 64
-{f"  %mem.n = alloca [{size} x double], align 64" if interpreted else ""}
-  br label %task.head
+{memory}  br label %task.head
 task.head:
-  %t = phi i64 [ 0, %entry ], [ %t1, %task.next ]{pair}
+  %t = phi i64 [ 0, %{start} ], [ %t1, %task.next ]{pair}
   %t.more = icmp slt i64 %t, %ntasks
   br i1 %t.more, label %task.body, label %exit
 exit:
-  ret void
+{free}  ret void
 task.body:
   %d.off = mul i64 %t, {DESC_WIDTH}
   %d = getelementptr inbounds i64, ptr %desc, i64 %d.off
@@ -133,3 +139,35 @@ task.body:
   br label %task.head
 }}
 """
+
+
+def _heap_memory(size: int, interpreted: bool) -> str:
+    """The driver's memory (and the interpreter's second one, `%mem.n`, for paired tasks)
+    on the heap, for a memory too large for the stack; ends in the block `start`.  If
+    the allocation fails, every task's output row says so (`OutField.STOPPED_EARLY` -1,
+    fitness 0: see `azc.backend.jit.check_outputs`) and the driver returns."""
+    nbytes = -(-size * 8 // 64) * 64
+    total = 2 * nbytes if interpreted else nbytes
+    second = (f"  %mem.n = getelementptr inbounds i8, ptr %mem, i64 {nbytes}\n"
+              if interpreted else "")
+    return f"""  %mem = call ptr @aligned_alloc(i64 64, i64 {total})
+  %mem.null = icmp eq ptr %mem, null
+  br i1 %mem.null, label %nomem, label %start
+nomem:
+  br label %nomem.head
+nomem.head:
+  %nm.t = phi i64 [ 0, %nomem ], [ %nm.t1, %nomem.body ]
+  %nm.more = icmp slt i64 %nm.t, %ntasks
+  br i1 %nm.more, label %nomem.body, label %nomem.done
+nomem.body:
+  %nm.off = mul i64 %nm.t, {OUT_WIDTH}
+  %nm.o = getelementptr inbounds double, ptr %out, i64 %nm.off
+  store double 0.0, ptr %nm.o
+  %nm.s = getelementptr inbounds double, ptr %nm.o, i64 {OutField.STOPPED_EARLY:d}
+  store double -1.0, ptr %nm.s
+  %nm.t1 = add i64 %nm.t, 1
+  br label %nomem.head
+nomem.done:
+  ret void
+start:
+{second}"""

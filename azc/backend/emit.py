@@ -8,6 +8,7 @@ one task and the interleaved memory of two tasks run together.
 
 from __future__ import annotations
 
+from azc.backend.contracts import on_stack
 from azc.backend.irtext import Body, f64, libm_call
 
 # Per-op emitters.  Each writes the body of @op_<id> given F.
@@ -114,7 +115,10 @@ class Emit:
         return r
 
     def temp(self, n: int) -> str:
-        """A stack buffer of n float64 (for results that may alias an input)."""
+        """A buffer of n float64 (for results that may alias an input): on the stack, or
+        on the heap when it is too large for it (`on_stack`; freed at the op's end)."""
+        if not on_stack(n):
+            return self.b.malloc(8 * n, "temp")
         return self.b.alloca(f"[{n} x double]")
 
     def copy_rows(self, dst: str, src: str) -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from azc.backend.emit import Emit, PairEmit
-from azc.backend.irtext import Body, f64
+from azc.backend.irtext import HEAP_DECLARATIONS, Body, f64
 from azc.errors import LoweringError
 from azc.ops import OPS, Op, on_change
 from azc.resources import runtime_file
@@ -549,15 +549,17 @@ def op_function(op: Op, F: int, inline: bool = True, paired: bool = False) -> st
         emit_paired_op(op, PairEmit(b, F))
     else:
         emit_op(op, Emit(b, F))
+    for line in b.frees:
+        b(line)
     b("ret void")
     attrs = "alwaysinline nounwind" if inline else "nounwind"
     return (f"define internal void @op{'2' if paired else ''}_{op.id}({OP_ARGS}) {attrs} {{\n"
             + b.render() + "\n}\n")
 
 
-def declarations(F: int, paired: bool = False) -> str:
+def declarations(F: int, paired: bool = False, heap: bool = False) -> str:
     """Declarations of the C library and LLVM intrinsics the emitters use (`paired`: also
-    those of `PairEmit`)."""
+    those of `PairEmit`; `heap`: the allocation functions, for a `Layout.heap` layout)."""
     vt, vs = f"<{F} x double>", f"v{F}f64"
     lines = [f"declare double @{name}(double) nounwind" for name in libm_functions()]
     widths = [F, 2, 2 * F] if paired else [F]
@@ -570,7 +572,7 @@ def declarations(F: int, paired: bool = False) -> str:
         "declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)",
         "declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + (HEAP_DECLARATIONS if heap else "")
 
 
 def rng_functions() -> str:

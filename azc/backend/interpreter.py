@@ -107,7 +107,7 @@ def interpreter_module(memory: MemoryConfig, features: int, name: str = "azc_int
     """
     layout = Layout.of(memory, features)
     parts = [f"; azc native interpreter: F={features}, memory {memory}\n",
-             declarations(features), rng_functions()]
+             declarations(features, heap=layout.heap), rng_functions()]
     parts += [op_function(op, features) for op in OPS if op.out is not None]
     parts.append(interp_loop(f"{name}_loop", layout))
     calls = {comp: (f"call void @{name}_loop(ptr {{mem}}, i64 {{ktask}}, i64 {{k}}, "

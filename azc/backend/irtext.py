@@ -24,12 +24,28 @@ class Body:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.allocas: list[str] = []
+        self.frees: list[str] = []
         self.n = 0
 
     def alloca(self, ty: str, prefix: str = "tmp") -> str:
         """A stack slot allocated once in the entry block (never inside a loop)."""
         p = self.t(prefix)
         self.allocas.append(f"  {p} = alloca {ty}, align 8")
+        return p
+
+    def malloc(self, nbytes: int, prefix: str = "heap") -> str:
+        """A heap buffer of nbytes (64-byte aligned), allocated here; the caller emits
+        `frees` before every return.  The process aborts if the allocation fails."""
+        p, null, ok = self.t(prefix), self.t("null"), self.label("alloc.ok")
+        oom = self.label("alloc.fail")
+        self(f"{p} = call ptr @aligned_alloc(i64 64, i64 {-(-nbytes // 64) * 64})")
+        self(f"{null} = icmp eq ptr {p}, null")
+        self(f"br i1 {null}, label %{oom}, label %{ok}")
+        self.block(oom)
+        self("call void @abort()")
+        self("unreachable")
+        self.block(ok)
+        self.frees.append(f"call void @free(ptr {p})")
         return p
 
     def render(self) -> str:
@@ -124,6 +140,12 @@ def and_chain(result: str, values: list[str]) -> str:
         lines.append(f"  {nxt} = and i1 {acc}, {v}")
         acc = nxt
     return "\n".join(lines) if lines else f"  {result} = and i1 {acc}, true"
+
+
+# What generated code that uses the heap declares (`Layout.heap`, `Body.malloc`).
+HEAP_DECLARATIONS = ("declare ptr @aligned_alloc(i64, i64) nounwind\n"
+                     "declare void @free(ptr) nounwind\n"
+                     "declare void @abort() noreturn nounwind\n")
 
 
 def s64(x: int) -> int:

@@ -40,7 +40,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from azc.backend.contracts import DESC_WIDTH, OUT_WIDTH, RECORD_FIELDS, Layout, OutField, TaskField
+from azc.backend.contracts import (
+    DESC_WIDTH,
+    OUT_WIDTH,
+    RECORD_FIELDS,
+    Layout,
+    OutField,
+    TaskField,
+    on_stack,
+)
 from azc.backend.emitters import rng_functions
 from azc.backend.irtext import dedupe
 from azc.backend.kernels import kernel_module
@@ -207,6 +215,19 @@ class Engine:
             pass
 
 
+def memory_on_heap(memory: MemoryConfig, features: int) -> bool:
+    """Whether native code of this memory and F allocates its memory on the heap (it is
+    too large for the stack): its outputs are then checked (`check_outputs`)."""
+    return not on_stack(max(Layout.of(memory, features).size, 1))
+
+
+def check_outputs(out: np.ndarray) -> None:
+    """Raise MemoryError if native code could not allocate its memory: a driver that
+    fails to allocate marks every task's output row with STOPPED_EARLY -1."""
+    if (out[..., OutField.STOPPED_EARLY] < 0).any():
+        raise MemoryError("native code could not allocate the memory of the program")
+
+
 @dataclass(eq=False)
 class Kernel:
     """A compiled program: one native call evaluates it on every task of a descriptor."""
@@ -220,10 +241,12 @@ class Kernel:
     memory: MemoryConfig
     cfunc: Any = field(repr=False, default=None)
     runner: Any = field(repr=False, default=None)
+    on_heap: bool = field(repr=False, default=False)
 
     def __post_init__(self) -> None:
         self.cfunc = KERNEL_SIGNATURE(self.address)
         self.runner = RUNNER_SIGNATURE(self.runner_address)
+        self.on_heap = memory_on_heap(self.memory, self.features)
 
     def run_component(self, buffer: np.ndarray, kind: int, *, seed: int = 0, task: int = 0,
                       index: int = 0) -> None:
@@ -319,6 +342,8 @@ class TaskBatch:
         self._set_requests(num_train, num_valid)
         kernel.cfunc(self.desc.ctypes.data, len(self.tasks), seed & 0xFFFFFFFFFFFFFFFF,
                      float(max_abs_error), self.out.ctypes.data)
+        if kernel.on_heap:
+            check_outputs(self.out)
         return self.out[:, OutField.FITNESS].copy()
 
     def run(self, kernel: Kernel, seed: int, max_abs_error: float, num_train: int | None,
@@ -351,6 +376,8 @@ class TaskBatch:
         finally:
             if recording:
                 desc[:, list(RECORD_FIELDS)] = 0
+        if kernel.on_heap:
+            check_outputs(self.out)
         results = []
         for r in range(len(self.tasks)):
             o = self.out[r]

@@ -61,7 +61,7 @@ def compiled_components(name: str, components: Sequence[tuple[Component, Sequenc
     instrs = [ins for _, comp in components for ins in comp]
     uses_random = any(OPS[i.op].random for i in instrs)
     F = layout.features
-    parts = [declarations(F, paired)] + ([rng_functions()] if uses_random else [])
+    parts = [declarations(F, paired, layout.heap)] + ([rng_functions()] if uses_random else [])
     parts += [op_function(OPS[op], F, paired=paired)
               for op in sorted({i.op for i in instrs if OPS[i.op].out is not None})]
     calls = {}

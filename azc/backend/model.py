@@ -34,7 +34,14 @@ This module produces text only; it never imports llvmlite.
 
 from __future__ import annotations
 
-from azc.backend.contracts import STATE_HEADER, ExecKind, Layout, ModelStatus, StateWord
+from azc.backend.contracts import (
+    STATE_HEADER,
+    ExecKind,
+    Layout,
+    ModelStatus,
+    StateWord,
+    on_stack,
+)
 from azc.backend.emitters import declarations, op_function, rng_functions
 from azc.backend.irtext import s64
 from azc.backend.kernels import component_function
@@ -99,7 +106,7 @@ def model_module(program: Program, memory: MemoryConfig, features: int, *, eval_
     used = sorted({ins.op for _, _, ins in program.instructions() if OPS[ins.op].out is not None})
 
     parts = [f"; azc standalone model: F={F}, memory {memory}, ABI {ABI_VERSION}\n",
-             declarations(F), rng_functions()]
+             declarations(F, heap=layout.heap), rng_functions()]
     parts += [op_function(OPS[op], F) for op in used]
     for comp, instrs in program.components():
         parts.append(component_function(f"azm_{comp.attr}", instrs, layout))
@@ -120,8 +127,14 @@ def model_module(program: Program, memory: MemoryConfig, features: int, *, eval_
                           [f"ptr @azm.str.{n}" for n in INFO_STR_FIELDS])
     parts.append(f"@azm.info = private constant {info_type} {{ {info_vals} }}, align 8\n")
 
-    fit_start = _checked_start(("x", "y"), nbytes, StateWord.SEED)
-    predict_start = _checked_start(("x",), nbytes, StateWord.SEED)
+    # fit and predict work on a copy of the state's memory, where LLVM can keep scalars and
+    # vectors in registers; a memory too large for the stack is worked on in place
+    in_place = not on_stack(size)
+    local = "" if in_place else f"  %mem = alloca [{size} x double], align 64\n"
+    save = "" if in_place else (f"  call void @llvm.memcpy.p0.p0.i64(ptr align 8 %smem, "
+                                f"ptr align 64 %mem, i64 {nbytes}, i1 false)\n")
+    fit_start = _checked_start(("x", "y"), nbytes, StateWord.SEED, in_place)
+    predict_start = _checked_start(("x",), nbytes, StateWord.SEED, in_place)
     aligned_total = -(-total // 64) * 64
     one = Lanes(1, F)  # one task, its rows streamed by the caller
 
@@ -135,9 +148,7 @@ def model_module(program: Program, memory: MemoryConfig, features: int, *, eval_
     valid_predict = predict_example(one, "%xv", "%s1",
                                     call("predict", ExecKind.VALID_PREDICT, "%c", "xv"))
     parts.append(f"""
-declare ptr @aligned_alloc(i64, i64) nounwind
-declare void @free(ptr) nounwind
-
+{"" if layout.heap else _ALLOCATION}
 define ptr @azc_model_info() nounwind {{
   ret ptr @azm.info
 }}
@@ -229,8 +240,7 @@ exit:
 define i32 @azc_model_fit(ptr %st, ptr %x, ptr %y, i64 %n, double %maxerr, ptr %trained)
     nounwind {{
 entry:
-  %mem = alloca [{size} x double], align 64
-  %tnull = icmp eq ptr %trained, null
+{local}  %tnull = icmp eq ptr %trained, null
   br i1 %tnull, label %check, label %zero
 zero:
   store i64 0, ptr %trained, align 8
@@ -269,8 +279,7 @@ learned:
 done:
   %tn = add i64 %t0, %n
   store i64 %tn, ptr %pt, align 8
-  call void @llvm.memcpy.p0.p0.i64(ptr align 8 %smem, ptr align 64 %mem, i64 {nbytes}, i1 false)
-  br i1 %tnull, label %ok, label %count
+{save}  br i1 %tnull, label %ok, label %count
 count:
   store i64 %n, ptr %trained, align 8
   br label %ok
@@ -281,8 +290,7 @@ stopped:
   store i64 %t1, ptr %pt, align 8
   %pstop = call ptr @azm_word(ptr %st, i64 {StateWord.STOPPED:d})
   store i64 1, ptr %pstop, align 8
-  call void @llvm.memcpy.p0.p0.i64(ptr align 8 %smem, ptr align 64 %mem, i64 {nbytes}, i1 false)
-  br i1 %tnull, label %stopret, label %scount
+{save}  br i1 %tnull, label %stopret, label %scount
 scount:
   store i64 %i, ptr %trained, align 8
   br label %stopret
@@ -292,8 +300,7 @@ stopret:
 
 define i32 @azc_model_predict(ptr %st, ptr %x, i64 %n, ptr %out, ptr %proba) nounwind {{
 entry:
-  %mem = alloca [{size} x double], align 64
-{predict_start}  %ktask = call i64 @azc_task_key(i64 %seed, i64 0)
+{local}{predict_start}  %ktask = call i64 @azc_task_key(i64 %seed, i64 0)
   call void @azm_setup_once(ptr %st, ptr %mem, i64 %ktask)
   %pc = call ptr @azm_word(ptr %st, i64 {StateWord.PREDICT_COUNT:d})
   %c0 = load i64, ptr %pc, align 8
@@ -330,16 +337,25 @@ next:
 done:
   %cn = add i64 %c0, %n
   store i64 %cn, ptr %pc, align 8
-  call void @llvm.memcpy.p0.p0.i64(ptr align 8 %smem, ptr align 64 %mem, i64 {nbytes}, i1 false)
-  ret i32 0
+{save}  ret i32 0
 }}
 """)
     return "\n".join(parts)
 
 
-def _checked_start(rows: tuple[str, ...], nbytes: int, seed_word: int) -> str:
+# azc_model_new and azc_model_free's C functions (`HEAP_DECLARATIONS` holds them when the
+# layout uses the heap anyway)
+_ALLOCATION = "declare ptr @aligned_alloc(i64, i64) nounwind\ndeclare void @free(ptr) nounwind\n"
+
+
+def _checked_start(rows: tuple[str, ...], nbytes: int, seed_word: int,
+                   in_place: bool = False) -> str:
     """IR shared by fit and predict: return EBADSTATE for a bad state, EINVAL for n < 0 or a null
-    row array with n > 0; then copy the state's memory into %mem and load %seed."""
+    row array with n > 0; then copy the state's memory into %mem (`in_place`: %mem is the
+    state's memory) and load %seed."""
+    copy = (f"  %mem = getelementptr inbounds i8, ptr %st, i64 {STATE_HEADER}\n" if in_place
+            else f"  call void @llvm.memcpy.p0.p0.i64(ptr align 64 %mem, ptr align 8 %smem, "
+                 f"i64 {nbytes}, i1 false)\n")
     nulls, anynull = "", "false"
     for r in rows:
         nulls += (f"  %{r}null = icmp eq ptr %{r}, null\n"
@@ -359,8 +375,7 @@ badarg:
   ret i32 {ModelStatus.EINVAL:d}
 start:
   %smem = getelementptr inbounds i8, ptr %st, i64 {STATE_HEADER}
-  call void @llvm.memcpy.p0.p0.i64(ptr align 64 %mem, ptr align 8 %smem, i64 {nbytes}, i1 false)
-  %pseed = call ptr @azm_word(ptr %st, i64 {seed_word})
+{copy}  %pseed = call ptr @azm_word(ptr %st, i64 {seed_word})
   %seed = load i64, ptr %pseed, align 8
 """
 

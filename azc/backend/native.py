@@ -28,7 +28,14 @@ from azc.backend.contracts import (
 )
 from azc.backend.fec_hash import fec_hash_function
 from azc.backend.interpreter import interpreter_module
-from azc.backend.jit import Compiler, Engine, TaskBatch, default_compiler
+from azc.backend.jit import (
+    Compiler,
+    Engine,
+    TaskBatch,
+    check_outputs,
+    default_compiler,
+    memory_on_heap,
+)
 from azc.backend.native_dce import dce_module, mask_words
 from azc.errors import JitError
 from azc.interp import DEFAULT_MAX_ABS_ERROR
@@ -83,6 +90,7 @@ class NativeInterpreter:
         self._engine: Engine = engine
         self._one = _ONE(addrs[0])
         self._batch = _BATCH(addrs[1])
+        self.on_heap = memory_on_heap(memory, features)
 
     def check(self, program: Program) -> None:
         """Raise unless the program fits this interpreter's memory."""
@@ -142,6 +150,8 @@ class NativeInterpreter:
             if errors is not None:
                 batch.desc[:, TaskField.REC_TRAIN_ERR] = 0
                 batch.desc[:, TaskField.REC_VALID_ERR] = 0
+        if self.on_heap:
+            check_outputs(out)
         return out
 
 
@@ -151,6 +161,7 @@ class _InterpKernel:
     def __init__(self, interp: NativeInterpreter, enc: Encoded):
         self.interp, self.enc = interp, enc
         self.engine = interp._engine
+        self.on_heap = interp.on_heap
 
     def cfunc(self, desc: int, ntasks: int, seed: int, maxerr: float, out: int) -> None:
         self.interp._one(desc, ntasks, seed, maxerr, out, self.enc.progs.ctypes.data, 0)

@@ -20,6 +20,7 @@ from azc.backend.contracts import (
     OutField,
     ProgSlot,
     TaskField,
+    on_stack,
 )
 from azc.backend.irtext import and_chain, const_of, counted_loop, f64, lanes_of, libm_call
 from azc.errors import LoweringError
@@ -299,7 +300,8 @@ def task_loops(name: str, layout: Layout, calls: dict[Component, str], uses_rand
     and Learn to call templates as in `driver`.  With `local_memory`, the
     memory is copied into a local buffer first, so that LLVM can keep the
     scalars and vectors in registers across examples (the memory is not read
-    after the task).  Without `records`, the record pointers are ignored (the
+    after the task; a memory too large for the stack, `on_stack`, is worked on in
+    place instead).  Without `records`, the record pointers are ignored (the
     driver runs such loops only for tasks that record nothing).  With
     `sigmoid_unread` (see `sigmoid_unread`; only without records), training
     on accuracy tasks skips the sigmoid where it cannot change the outcome.
@@ -322,6 +324,7 @@ def task_loops(name: str, layout: Layout, calls: dict[Component, str], uses_rand
     ks_pred, pre_pred = execkey(ExecKind.TRAIN_PREDICT, "%tt", "xp")
     ks_learn, pre_learn = execkey(ExecKind.LEARN, "%tt", "xl")
     ks_valid, pre_valid = execkey(ExecKind.VALID_PREDICT, "%vid", "xv")
+    local_memory = local_memory and on_stack(size)  # a large memory is worked on in place
     memory = "ptr noalias %mem.in" if local_memory else "ptr noalias %mem"
     copy = (f"  %mem = alloca [{size} x double], align 64\n"
             f"  call void @llvm.memcpy.p0.p0.i64(ptr %mem, ptr %mem.in, i64 {size * 8}, "
@@ -541,6 +544,12 @@ def out_stores(s: str = "") -> str:
     return "\n".join(lines)
 
 
+def paired_on_stack(layout: Layout) -> bool:
+    """Whether `paired_loops` of a layout fit the stack (their paired memory, without the
+    matrices, lives there; larger layouts are not paired)."""
+    return on_stack(2 * max(layout.matrix_base, 1))
+
+
 PAIRED_PARAMS = ("ptr noalias %m0, ptr noalias %m1, ptr %d0, ptr %d1, ptr %o0, ptr %o1, "
                  "double %maxerr")
 
@@ -563,6 +572,8 @@ def paired_loops(name: str, layout: Layout, calls: dict[Component, str],
     F = layout.features
     st, vt2, vt = "<2 x double>", f"<{2 * F} x double>", f"<{F} x double>"
     size = 2 * max(layout.matrix_base, 1)  # Predict and Learn use no matrices
+    if not paired_on_stack(layout):
+        raise LoweringError(f"the paired memory of {size} doubles is too large for the stack")
     voff = 2 * layout.offset(Kind.VECTOR, 0)
     inter = (f"<{2 * F} x i32> <" + ", ".join(f"i32 {i // 2 + (F if i % 2 else 0)}"
                                             for i in range(2 * F)) + ">")
