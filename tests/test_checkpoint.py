@@ -252,6 +252,8 @@ def test_a_foreign_file_is_not_a_checkpoint(tmp_path: Path, content: bytes) -> N
     (tmp_path / experiment.CHECKPOINT).write_bytes(content)
     message = _resume_error(tmp_path)
     assert re.search(r"is not an azc checkpoint|is truncated", message), message
+    if content and not content.startswith(checkpoint.MAGIC):  # refused at its first line
+        assert message.endswith(f"{experiment.CHECKPOINT} is not an azc checkpoint"), message
 
 
 def test_a_truncated_checkpoint_is_refused(folder: Path) -> None:
