@@ -92,6 +92,11 @@ class DataError(AzcError):
     """A dataset or task specification is invalid."""
 
 
+class CheckpointError(AzcError):
+    """A run folder's checkpoint cannot be resumed (missing, foreign, corrupted, another
+    format version or configuration, or an old pickle checkpoint, which is never read)."""
+
+
 class LoweringError(AzcError):
     """A program could not be lowered to LLVM IR."""
 

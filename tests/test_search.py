@@ -401,12 +401,12 @@ def test_resume_reaches_the_same_result(tmp_path) -> None:
 
     part = evolve(cfg, seed=3, quiet=True, out_dir=tmp_path / "part", callback=stop)
     assert part.stopped == "interrupted"
-    assert (tmp_path / "part" / "checkpoint.pkl").exists()
+    assert (tmp_path / "part" / "checkpoint.ckpt").exists()
     resumed = evolve(None, resume=tmp_path / "part", quiet=True)
     assert resumed.program == full.program
     assert resumed.final_fitness == full.final_fitness
     assert resumed.individuals == full.individuals
-    assert not (tmp_path / "part" / "checkpoint.pkl").exists()
+    assert not (tmp_path / "part" / "checkpoint.ckpt").exists()
     for name in ("best.az", "result.json", "log.jsonl", "evolved.az"):
         assert (tmp_path / "part" / name).exists()
 

@@ -8,7 +8,8 @@ the most recent end and, at `forget_every` uses, drops it; a miss inserts a
 new entry at once (so later children of the batch hit it) and evicts the
 least recently used entry beyond `cache_size`.
 
-Layout (numpy arrays, so the state pickles into checkpoints as it is):
+Layout (numpy arrays: checkpoints store them as they are, `arrays` and
+`from_arrays`, which checks every index before native code follows one):
 entries live in a pool of slots (slot 0 is the list's sentinel) with their
 key, value, uses and the previous/next links of the LRU list; an
 open-addressing table (linear probing, at most half full, backward-shift
@@ -24,6 +25,7 @@ caller evaluates the program and writes the value with `fill`.
 from __future__ import annotations
 
 import ctypes
+from typing import ClassVar
 
 import numpy as np
 
@@ -380,6 +382,63 @@ class NativeFecTable:
             out.append((int(self.keys[s]), float(self.vals[s]), int(self.uses[s])))
             s = int(nxt[s])
         return out
+
+    _ARRAYS: ClassVar[dict[str, type]] = {"table": np.int32, "keys": np.uint64,
+                                          "vals": np.float64, "uses": np.int64,
+                                          "prev": np.int32, "next": np.int32,
+                                          "free": np.int32, "defer": np.int32,
+                                          "counts": np.int64}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The whole state as arrays (copies; the pointers in `counts` zeroed)."""
+        out = {name: getattr(self, name).copy() for name in self._ARRAYS}
+        out["counts"][:_SIZE] = 0
+        return out
+
+    @classmethod
+    def from_arrays(cls, cache_size: int, forget_every: int,
+                    arrays: dict[str, np.ndarray]) -> NativeFecTable:
+        """The table of `arrays()`: exactly the same state. ValueError unless every array
+        has its dtype and a consistent size and every index native code follows is in
+        range (a table read from a file must not make native code leave its memory)."""
+        if set(arrays) != set(cls._ARRAYS):
+            raise ValueError(f"FEC table: expected arrays {sorted(cls._ARRAYS)}, "
+                             f"got {sorted(arrays)}")
+        a: dict[str, np.ndarray] = {}
+        for name, dtype in cls._ARRAYS.items():
+            arr = arrays[name]
+            if arr.dtype != np.dtype(dtype) or arr.ndim != 1:
+                raise ValueError(f"FEC table: {name} must be a 1-D {np.dtype(dtype)} array, "
+                                 f"got {arr.ndim}-D {arr.dtype}")
+            a[name] = np.array(arr, dtype=dtype, order="C", copy=True)
+        n, t, c = len(a["keys"]), len(a["table"]), a["counts"]
+        if cache_size < 1 or forget_every < 0 or n < cache_size + 2:
+            raise ValueError(f"FEC table: {n} slots for cache_size {cache_size}")
+        if (any(len(a[k]) != n for k in ("vals", "uses", "prev", "next", "defer"))
+                or len(a["free"]) not in (n - 1, n)):
+            raise ValueError("FEC table: slot arrays of different lengths")
+        if t < 16 or t & (t - 1) or t < 2 * (cache_size + 1) or len(c) != _ST:
+            raise ValueError(f"FEC table: a lookup table of {t} entries")
+        size, nfree, ndefer = int(c[_SIZE]), int(c[_NFREE]), int(c[_NDEFER])
+        if (int(c[_MASK]) != t - 1 or int(c[_CAP]) != cache_size
+                or int(c[_FORGET]) != forget_every or not 0 <= size <= cache_size + 1
+                or nfree < 0 or ndefer < 0 or nfree + ndefer > len(a["free"])):
+            raise ValueError("FEC table: inconsistent counts")
+        for name, arr in (("table", a["table"]), ("prev", a["prev"]), ("next", a["next"])):
+            if len(arr) and (int(arr.min()) < 0 or int(arr.max()) >= n):
+                raise ValueError(f"FEC table: {name} holds a slot out of range")
+        for name, k in (("free", nfree), ("defer", ndefer)):
+            part = a[name][:k]
+            if k and (int(part.min()) < 1 or int(part.max()) >= n):
+                raise ValueError(f"FEC table: {name} holds a slot out of range")
+        if int(np.count_nonzero(a["table"])) != size:  # so a probe always ends
+            raise ValueError("FEC table: the lookup table does not hold its entries")
+        table = cls.__new__(cls)
+        table.cache_size, table.forget_every = cache_size, forget_every
+        table.__dict__.update(a)
+        table._point()
+        table._fn = _lookup_function()
+        return table
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

@@ -220,11 +220,12 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path | None = N
         time_limit=get.optional_float("time_limit"),
         migrate_every=get.integer("migrate_every", 10, lo=1),
         source=source, raw=data)
-    _check(cfg)
+    check_config(cfg)
     return cfg
 
 
-def _check(cfg: ExperimentConfig) -> None:
+def check_config(cfg: ExperimentConfig) -> None:
+    """ConfigError unless the configuration's parts agree with each other."""
     if cfg.tournament_size > cfg.population_size:
         raise ConfigError(f"tournament_size ({cfg.tournament_size}) exceeds population_size "
                           f"({cfg.population_size})", where=cfg.source)

@@ -17,7 +17,8 @@ ends), and reports the best candidate's fitness on the final tasks:
 
 Long runs lose nothing: with an output folder, the state is checkpointed
 atomically (temp file + rename) every `checkpoint_every` seconds and on
-Ctrl-C, at a batch boundary; `resume` continues exactly where it stopped, so
+Ctrl-C, at a batch boundary, as plain data (azc.search.checkpoint: nothing read
+from a checkpoint can run code); `resume` continues exactly where it stopped, so
 a resumed run reaches the same result as an uninterrupted one.
 """
 
@@ -26,7 +27,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
 import platform
 import signal
 import sys
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from azc.errors import AzcError
+from azc.errors import AzcError, CheckpointError
 from azc.frontend import run_header
 from azc.ir import MemoryConfig, Program
 from azc.passes import optimize
@@ -56,8 +56,8 @@ from azc.search.search import Search
 from azc.tasks.spec import TaskSpec, build_tasks, randomize_seeds
 from azc.tasks.task import Task
 
-CHECKPOINT = "checkpoint.pkl"
-CHECKPOINT_VERSION = 2  # 2: the FEC cache is a NativeFecTable
+CHECKPOINT = "checkpoint.ckpt"     # azc.search.checkpoint: plain data, never code
+OLD_CHECKPOINT = "checkpoint.pkl"  # the pickles of older azc: refused, never read
 
 
 @dataclass
@@ -109,7 +109,7 @@ def evaluate_candidate(program: Program, tasks: list[Task], memory: MemoryConfig
 
 
 class Run:
-    """The state of one evolve() run; pickled as the checkpoint."""
+    """The state of one evolve() run; the checkpoint stores it (azc.search.checkpoint)."""
 
     def __init__(self, config: ExperimentConfig, seed: int):
         self.config = config
@@ -140,27 +140,18 @@ class Run:
         self.base_individuals = 0                 # individuals of finished searches
         self.base_steps = 0
 
-    # --- checkpoints -----------------------------------------------------------------------
+    # --- checkpoints (azc.search.checkpoint) --------------------------------------------
 
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["evaluator"] = None if self.evaluator is None else self.evaluator.state()
-        state["evo"] = None if self.evo is None else self.evo.state()
-        state["arch"] = state["idle_arch"] = None
-        if self.arch is not None:
-            state["island_states"] = self.arch.states()
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        evaluator_state, evo_state = state.pop("evaluator"), state.pop("evo")
-        state.setdefault("idle_arch", None)  # checkpoints of azc before it
-        self.__dict__.update(state)
-        self.evaluator = self.evo = None
-        if evo_state is not None:
-            self.start_search(resuming=True)
-            assert self.evaluator is not None and self.evo is not None
-            self.evaluator.restore(evaluator_state)
-            self.evo.restore(evo_state)
+    def restore_search(self, evaluator_state: dict, evo_state: dict) -> None:
+        """Continue the search experiment of a checkpoint: rebuilt on the search tasks
+        already drawn, then the evaluator's and the evolution's saved state."""
+        from azc.search.checkpoint import check_state_programs
+        self.start_search(resuming=True)
+        assert self.evaluator is not None and self.evo is not None
+        check_state_programs(evo_state, self.rnd,
+                             self.config.memory.with_features(self.evaluator.features))
+        self.evaluator.restore(evaluator_state)
+        self.evo.restore(evo_state)
 
     # --- one search experiment ---------------------------------------------------------
 
@@ -287,23 +278,30 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def save_checkpoint(run: Run, out_dir: Path) -> None:
-    """Write the run's state atomically."""
-    payload = {"version": CHECKPOINT_VERSION, "config_source": run.config.raw, "run": run}
-    _write_atomic(out_dir / CHECKPOINT, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+    """Write the run's state atomically (azc.search.checkpoint)."""
+    from azc.search.checkpoint import dumps
+    _write_atomic(out_dir / CHECKPOINT, dumps(run))
 
 
 def load_checkpoint(out_dir: Path) -> Run:
-    """The run saved in a folder (AzcError if there is none or it is unreadable)."""
+    """The run saved in a folder (CheckpointError if there is none, or it cannot be
+    resumed: not an azc checkpoint, another format version, truncated, corrupted, or an
+    old pickle checkpoint, which is never unpickled)."""
+    from azc.search.checkpoint import loads
     path = out_dir / CHECKPOINT
+    if not path.exists() and (out_dir / OLD_CHECKPOINT).exists():
+        raise CheckpointError(f"{out_dir / OLD_CHECKPOINT} was written by an older azc (a "
+                              f"Python pickle, which azc no longer reads: loading one can run "
+                              f"any code); resume it with that version or start again")
+    if not path.exists():
+        raise CheckpointError(f"nothing to resume: {path} does not exist")
     if not path.is_file():
-        raise AzcError(f"nothing to resume: {path} does not exist")
+        raise CheckpointError(f"cannot resume: {path} is not a regular file")
     try:
-        payload = pickle.loads(path.read_bytes())
-    except Exception as err:  # a truncated or foreign file
-        raise AzcError(f"cannot read checkpoint {path}: {err}") from None
-    if payload.get("version") != CHECKPOINT_VERSION:
-        raise AzcError(f"checkpoint {path} was written by another version of azc")
-    return payload["run"]
+        data = path.read_bytes()
+    except OSError as err:
+        raise CheckpointError(f"cannot read checkpoint {path}: {err.strerror or err}") from None
+    return loads(data, str(path), Run)
 
 
 def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
@@ -319,8 +317,9 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
     and `time_limit` (seconds) bound the search (the candidate found so far
     is still selected and reported).  With `out_dir`, progress goes to
     `out_dir/log.jsonl`, the result to `result.json`, the program to
-    `best.az`, and checkpoints to `checkpoint.pkl`; `resume` continues the
-    run saved in a folder.  `callback(record)` is called for every progress
+    `best.az`, and checkpoints to `checkpoint.ckpt` (plain data:
+    azc.search.checkpoint); `resume` continues the run saved in a folder (a
+    configuration given with it must be the run's).  `callback(record)` is called for every progress
     report.
     """
     stream = stream or sys.stderr
@@ -329,6 +328,18 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
         out = Path(resume)
         run = load_checkpoint(out)
         cfg = run.config
+        if config is not None:  # given beside --resume: it must be the run's
+            from azc.search.checkpoint import same_config
+            given = config if isinstance(config, ExperimentConfig) else load_config(config)
+            if batch_size is not None:
+                from dataclasses import replace
+                given = replace(given, batch_size=batch_size)
+            differ = same_config(cfg, given)
+            if differ:
+                raise CheckpointError(f"{out / CHECKPOINT} is a run of another configuration "
+                                      f"than {given.source or given.name} (they differ in "
+                                      f"{', '.join(differ)}); resume it without a "
+                                      f"configuration, or start a new run")
         if out_dir is not None and Path(out_dir) != out:
             raise AzcError("--resume continues in its own folder; do not give --out too")
     else:
@@ -344,7 +355,7 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
         out = Path(out_dir) if out_dir is not None else None
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            if (out / CHECKPOINT).exists():
+            if (out / CHECKPOINT).exists() or (out / OLD_CHECKPOINT).exists():
                 raise AzcError(f"{out} already holds a run; use --resume {out} to continue it "
                                f"or choose another --out folder")
     if resume is None or max_individuals is not None:

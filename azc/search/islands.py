@@ -57,6 +57,9 @@ class Island:
             self.search.evo.initialize()
             self.steps_init = self.search.evaluator.counters.train_steps
         else:
+            from azc.search.checkpoint import check_state_programs
+            check_state_programs(state["evo"], state["rnd"],
+                                 config.memory.with_features(self.search.evaluator.features))
             self.rnd = state["rnd"]
             self.search.evo.rnd = state["rnd"]
             self.search.evaluator.restore(state["evaluator"])
@@ -92,7 +95,8 @@ class Island:
             pop.fitness[slot] = fit
 
     def state(self) -> dict:
-        """Everything needed to continue this island exactly."""
+        """Everything needed to continue this island exactly (sent to the coordinator over
+        the worker's pipe; checkpoints store it as data, azc.search.checkpoint)."""
         return {"rnd": self.rnd, "evaluator": self.search.evaluator.state(),
                 "evo": self.search.evo.state(), "steps_init": self.steps_init}
 
