@@ -47,37 +47,32 @@ def memory_from_args(args: argparse.Namespace, program: Program,
                         features)
 
 
+def _option(text: str, convert, ok, expected: str, bounds: str):
+    """`convert(text)` if it converts and passes `ok`, else an argparse error."""
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
+    return value
+
+
 def _count(text: str) -> int:
     """A positive integer option (argparse type)."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
+    return _option(text, int, lambda n: n >= 1, "a positive integer", "at least 1")
 
 
 def _seed(text: str) -> int:
     """A seed option: an integer in [0, 2**64)."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if not 0 <= n < 1 << 64:
-        raise argparse.ArgumentTypeError(f"must be in [0, 2**64), got {n}")
-    return n
+    return _option(text, int, lambda n: 0 <= n < 1 << 64, "a non-negative integer",
+                   "in [0, 2**64)")
 
 
 def _seconds(text: str) -> float:
     """A positive, finite number of seconds."""
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0 < x < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return x
+    return _option(text, float, lambda x: 0 < x < float("inf"), "a number of seconds",
+                   "a positive number of seconds")
 
 
 def _folder(text: str) -> str:

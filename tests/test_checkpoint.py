@@ -14,7 +14,6 @@ import re
 import signal
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -26,20 +25,12 @@ from azc.ir import NOOP, Instr, MemoryConfig, Program
 from azc.ops import OPS, Const
 from azc.printer import format_program
 from azc.search import checkpoint, experiment
-from azc.search.config import parse_config
+
+from .test_search import tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _tiny(**over):
-    from azc.resources import config_dir
-    data = tomllib.loads((config_dir() / "linear.toml").read_text())
-    data.update({"population_size": 100, "tournament_size": 10, "max_train_steps": 2_000_000,
-                 "progress_every": 1000, "batch_size": 10})
-    data["select_tasks"][0].update({"num_tasks": 5, "num_train_examples": 200})
-    data["final_tasks"][0].update({"num_tasks": 5, "num_train_examples": 200})
-    data.update(over)
-    return parse_config(data, "tiny.toml")
 
 
 def _interrupted(folder: Path, workers: int = 1, at: int = 3000, **over) -> Path:
@@ -47,7 +38,7 @@ def _interrupted(folder: Path, workers: int = 1, at: int = 3000, **over) -> Path
     def stop(record):
         if record.get("event") == "progress" and record["individuals"] >= at:
             os.kill(os.getpid(), signal.SIGINT)
-    r = experiment.evolve(_tiny(**over), seed=3, quiet=True, out_dir=folder, callback=stop,
+    r = experiment.evolve(tiny_config(**over), seed=3, quiet=True, out_dir=folder, callback=stop,
                           workers=workers, max_individuals=12_000)
     assert r.stopped == "interrupted"
     assert (folder / experiment.CHECKPOINT).is_file()
@@ -138,7 +129,7 @@ def test_island_checkpoint_round_trip_is_exact(tmp_path: Path) -> None:
 
 def test_the_checkpoint_knows_every_attribute_of_a_run() -> None:
     """A new Run attribute must be stored (or deliberately not) by the checkpoint."""
-    assert set(experiment.Run(_tiny(), 1).__dict__) == checkpoint.RUN_ATTRIBUTES
+    assert set(experiment.Run(tiny_config(), 1).__dict__) == checkpoint.RUN_ATTRIBUTES
 
 
 def _special_instrs(features: int) -> list[Instr]:
@@ -166,7 +157,7 @@ def test_program_text_round_trip_is_exact() -> None:
         p = Program(part, part[::-1], (NOOP, *part))
         assert parse(format_program(p), "p.az", mem) == p
     # and every program of a real checkpoint
-    run = experiment.evolve(_tiny(), seed=2, quiet=True, max_individuals=2000)
+    run = experiment.evolve(tiny_config(), seed=2, quiet=True, max_individuals=2000)
     assert parse(format_program(run.program)) == run.program
 
 
@@ -205,7 +196,7 @@ def test_an_old_pickle_checkpoint_is_refused_never_unpickled(tmp_path: Path, pro
     # a new run does not start in a folder holding an old checkpoint either
     (run_dir / experiment.CHECKPOINT).unlink()
     with pytest.raises(Exception, match="already holds a run"):
-        experiment.evolve(_tiny(), quiet=True, out_dir=run_dir)
+        experiment.evolve(tiny_config(), quiet=True, out_dir=run_dir)
     assert not marker.exists()
 
 
@@ -330,15 +321,15 @@ def test_the_unedited_rebuild_resumes(folder: Path) -> None:
 
 def test_another_configuration_beside_resume_is_refused(folder: Path) -> None:
     with pytest.raises(CheckpointError, match=r"another configuration .*population_size"):
-        experiment.evolve(_tiny(population_size=50), resume=folder, quiet=True)
+        experiment.evolve(tiny_config(population_size=50), resume=folder, quiet=True)
     with pytest.raises(CheckpointError, match=r"another configuration .*batch_size"):
-        experiment.evolve(_tiny(), resume=folder, quiet=True, batch_size=7)
+        experiment.evolve(tiny_config(), resume=folder, quiet=True, batch_size=7)
 
 
 def test_the_same_configuration_beside_resume_continues(saved: Path, tmp_path: Path) -> None:
-    full = experiment.evolve(_tiny(), seed=3, quiet=True, max_individuals=12_000)
+    full = experiment.evolve(tiny_config(), seed=3, quiet=True, max_individuals=12_000)
     (tmp_path / experiment.CHECKPOINT).write_bytes((saved / experiment.CHECKPOINT).read_bytes())
-    resumed = experiment.evolve(_tiny(), resume=tmp_path, quiet=True)
+    resumed = experiment.evolve(tiny_config(), resume=tmp_path, quiet=True)
     assert (resumed.program, resumed.individuals, resumed.final_fitness) == (
         full.program, full.individuals, full.final_fitness)
 

@@ -367,7 +367,7 @@ def test_config_values_are_checked_when_read(edit, fragment) -> None:
     assert text.count(": error: ") == 1
 
 
-def _tiny(**over):
+def tiny_config(**over):
     import tomllib
 
     from azc.resources import config_dir
@@ -382,9 +382,9 @@ def _tiny(**over):
 
 def test_same_seed_same_run(tmp_path) -> None:
     from azc.search.experiment import evolve
-    a = evolve(_tiny(), seed=7, quiet=True)
-    b = evolve(_tiny(), seed=7, quiet=True)
-    c = evolve(_tiny(), seed=8, quiet=True)
+    a = evolve(tiny_config(), seed=7, quiet=True)
+    b = evolve(tiny_config(), seed=7, quiet=True)
+    c = evolve(tiny_config(), seed=8, quiet=True)
     assert a.program == b.program and a.final_fitness == b.final_fitness
     assert a.individuals == b.individuals and a.train_steps == b.train_steps
     assert (c.program, c.individuals) != (a.program, a.individuals) or c.seed != a.seed
@@ -392,7 +392,7 @@ def test_same_seed_same_run(tmp_path) -> None:
 
 def test_resume_reaches_the_same_result(tmp_path) -> None:
     from azc.search.experiment import evolve
-    cfg = _tiny()
+    cfg = tiny_config()
     full = evolve(cfg, seed=3, quiet=True, out_dir=tmp_path / "full")
 
     def stop(record):  # Ctrl-C, as a user would press it
@@ -413,7 +413,7 @@ def test_resume_reaches_the_same_result(tmp_path) -> None:
 
 def test_evolved_programs_verify_against_the_space() -> None:
     from azc.search.experiment import evolve
-    cfg = _tiny()
+    cfg = tiny_config()
     r = evolve(cfg, seed=1, quiet=True, max_individuals=3000)
     verify(r.program, cfg.memory.with_features(4), cfg.space(4).allowed())
     assert dce(r.program) == r.simplified
@@ -439,7 +439,7 @@ def test_islands_reuse_their_processes_across_experiments(monkeypatch) -> None:
     """The next search experiment starts its islands in the last one's worker processes:
     the same run as with fresh processes for every experiment."""
     from azc.search import experiment
-    cfg = _tiny(migrate_every=2, max_train_steps=300_000, max_experiments=3,
+    cfg = tiny_config(migrate_every=2, max_train_steps=300_000, max_experiments=3,
                 sufficient_fitness=2.0)
     starts: list[int] = []
     from azc.search import islands
@@ -469,7 +469,7 @@ def test_islands_are_deterministic_and_resume_exactly(tmp_path) -> None:
     """Two workers (islands with migration): same seed, same run; and a resumed run
     reaches the same result."""
     from azc.search.experiment import evolve
-    cfg = _tiny(migrate_every=2)
+    cfg = tiny_config(migrate_every=2)
     a = evolve(cfg, seed=4, quiet=True, workers=2, max_individuals=12_000)
     b = evolve(cfg, seed=4, quiet=True, workers=2, max_individuals=12_000,
                out_dir=tmp_path / "full")
