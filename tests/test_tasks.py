@@ -438,6 +438,8 @@ num_valid_examples = 2
 
 LINEAR = ('[[tasks]]\ntype = "scalar_linear_regression"\nfeatures_size = 4\n'
           'num_valid_examples = 1\n')
+PROJECTED = ('[[tasks]]\ntype = "projected_binary_classification"\nfeatures_size = 16\n'
+             'num_train_examples = 100\nnum_valid_examples = 100\n')
 TOML_ERRORS = [
     (LINEAR + "num_train_examples = 1\nnum_example = 3\n",
      "table 1: unknown key 'num_example' for scalar_linear_regression.*valid keys: type, "),
@@ -462,7 +464,25 @@ TOML_ERRORS = [
     ('[[task]]\ntype = "unit_test_ones"\n', "unknown top-level key 'task'"),
     ("tasks = 3\n", "'tasks' must be an array of tables"),
     ('[[tasks]]\ntype = "projected_binary_classification_task"\n',
-     "use binary_gaussian_classification"),
+     "dataset_name is required \\(mnist, fashion_mnist, cifar10\\)"),
+    (PROJECTED + 'dataset_name = "svhn"\n', "dataset_name must be one of mnist"),
+    (PROJECTED + 'dataset_name = "mnist"\npositive_class = 3\n',
+     "give both positive_class and negative_class, or neither"),
+    (PROJECTED + 'dataset_name = "mnist"\npositive_class = 5\nnegative_class = 3\n',
+     "the positive class \\(label 1\\) is the smaller class id"),
+    (PROJECTED + 'dataset_name = "mnist"\npositive_class = 5\nnegative_class = 10\n',
+     "two different class ids 0..9"),
+    (PROJECTED + 'dataset_name = "mnist"\nheld_out_pairs = [[1, 1]]\n',
+     "held_out_pairs: a class pair is two different class ids"),
+    (PROJECTED + 'dataset_name = "mnist"\nheld_out_pairs = "some"\n',
+     "held_out_pairs must be a list of \\[positive, negative\\] pairs or one of"),
+    (PROJECTED + 'dataset_name = "mnist"\npairs = [[1, 2]]\nheld_out_pairs = [[2, 1]]\n',
+     "no class pair is left"),
+    (PROJECTED + 'dataset_name = "mnist"\nmax_supported_data_seed = 0\n',
+     "min_supported_data_seed \\(0\\) must be less than max_supported_data_seed"),
+    ('[[tasks]]\nprojected_binary_classification_task = { dataset_name = "mnist" }\n'
+     'features_size = 4\nnum_train_examples = 9000\nnum_valid_examples = 10\n',
+     "num_train_examples is at most 8000"),
     ("[[tasks]\n", "invalid TOML"),
 ]
 
@@ -488,7 +508,8 @@ def test_second_table_error_names_table_two(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- load_tasks
 
 def test_builtin_task_sets() -> None:
-    assert builtin_task_names() == ["linear", "nonlinear", "demo_search"]
+    assert builtin_task_names() == ["linear", "nonlinear", "demo_search", "mnist",
+                                    "fashion_mnist", "cifar10"]
     linear = load_tasks("linear")
     assert len(linear) == 10 and linear[0].num_train == 1000 and linear[0].num_valid == 100
     assert linear[0].features == 4 and linear[9].param_seed == 1005

@@ -16,6 +16,8 @@ from azc.errors import ConfigError, DataError
 from azc.files import MAX_CONFIG_BYTES, read_text
 from azc.tasks.datasets import Dataset, infer_eval_type, load_dataset
 from azc.tasks.generators import TaskData, train_order
+from azc.tasks.images import image_dataset_names
+from azc.tasks.projected import HELD_OUT_PAIRS
 from azc.tasks.spec import (
     DEFAULT_DATA_SEEDS,
     DEFAULT_PARAM_SEEDS,
@@ -50,6 +52,13 @@ _BUILTINS: dict[str, tuple[TaskSpec, ...]] = {
                              num_train_examples=100, num_valid_examples=100, num_tasks=10,
                              eval_type=EvalType.RMS_ERROR),),
 }
+# Projected binary image tasks (docs/semantics.md §5.6): 10 tasks on the 36 search pairs
+# (the 9 recommended pairs held out), F=16, 8000 train / 1000 valid, seeds 0..99.
+for _name in image_dataset_names():
+    _BUILTINS[_name] = (TaskSpec("projected_binary_classification", features_size=16,
+                                 num_train_examples=8000, num_valid_examples=1000,
+                                 num_tasks=10, dataset_name=_name, held_out_pairs=HELD_OUT_PAIRS,
+                                 max_supported_data_seed=100),)
 
 
 def builtin_task_names() -> list[str]:

@@ -53,6 +53,18 @@ def seeded_rng(seed: int) -> np.random.Generator:
     return np.random.Generator(np.random.MT19937(int(seed) % SEED_MODULUS))
 
 
+def hash_mix(*numbers: int) -> int:
+    """A 32-bit mix of integers (splitmix64 finalizer, chained); not the C++ HashMix."""
+    mask = 2**64 - 1
+    h = 42
+    for n in numbers:
+        z = (h ^ (n & mask)) + 0x9E3779B97F4A7C15 & mask
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & mask
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EB & mask
+        h = z ^ (z >> 31)
+    return h % SEED_MODULUS
+
+
 def _normal_features(rng: np.random.Generator, features_size: int, num_train: int,
                      num_valid: int) -> tuple[np.ndarray, np.ndarray]:
     """F i.i.d. N(0,1) per example: every train example in order, then every valid one."""

@@ -45,7 +45,9 @@ import numpy as np
 
 from azc.errors import ConfigError, DataError
 from azc.tasks import generators as gen
+from azc.tasks import projected as proj
 from azc.tasks.datasets import Dataset, load_dataset
+from azc.tasks.images import NUM_CLASSES, image_dataset_names
 from azc.tasks.task import EvalType, Task
 
 TASK_TYPES = (
@@ -56,6 +58,7 @@ TASK_TYPES = (
     "unit_test_increment",
     "unit_test_fixed",
     "binary_gaussian_classification",
+    "projected_binary_classification",
     "dataset",
 )
 # Types whose data are generated (and may be written `<type>_task = {...}` in TOML).
@@ -65,6 +68,7 @@ FIXED_EVAL_TYPE = {
     "scalar_linear_regression": EvalType.RMS_ERROR,
     "scalar_2layer_nn_regression": EvalType.RMS_ERROR,
     "binary_gaussian_classification": EvalType.ACCURACY,
+    "projected_binary_classification": EvalType.ACCURACY,
 }
 
 DEFAULT_PARAM_SEEDS = (1001, 1012, 1010, 1000, 1006, 1008, 1007, 1003)
@@ -116,6 +120,15 @@ class TaskSpec:
     valid_labels: tuple[float, ...] = ()
     dataset: Path | None = None  # dataset: a .npz or .csv file
     valid_fraction: float = 0.2  # dataset: the valid share of a CSV without split column
+    # projected_binary_classification (docs/semantics.md §5.6)
+    dataset_name: str | None = None  # mnist, fashion_mnist or cifar10
+    path: Path | None = None  # where the dataset is; None: found by name
+    positive_class: int | None = None
+    negative_class: int | None = None
+    held_out_pairs: tuple[tuple[int, int], ...] = ()
+    pairs: tuple[tuple[int, int], ...] = proj.CLASS_PAIRS  # azc's: the pairs drawn from
+    min_supported_data_seed: int = proj.DEFAULT_MIN_SEED
+    max_supported_data_seed: int = proj.DEFAULT_MAX_SEED
 
     def __post_init__(self) -> None:
         kind = _normalize_type(self.type)
@@ -133,7 +146,9 @@ class TaskSpec:
             self._fill_fixed_sizes()
         if kind == "dataset":
             self._check_dataset()
-        else:
+        if kind == "projected_binary_classification":
+            self._check_projected()
+        if kind != "dataset":
             for key in ("features_size", "num_train_examples", "num_valid_examples"):
                 if getattr(self, key) is None:
                     raise ConfigError(f"{kind}: {key} is required")
@@ -167,6 +182,53 @@ class TaskSpec:
         if not 0.0 < self.valid_fraction < 1.0:
             raise ConfigError(f"valid_fraction must be between 0 and 1, got "
                               f"{self.valid_fraction}")
+
+    def _check_projected(self) -> None:
+        """A projected spec names a known dataset, both classes or neither, valid pairs."""
+        kind = self.type
+        names = image_dataset_names()
+        if self.dataset_name is None:
+            raise ConfigError(f"{kind}: dataset_name is required ({', '.join(names)})")
+        if self.dataset_name not in names:
+            raise ConfigError(f"{kind}: dataset_name must be one of {', '.join(names)}, got "
+                              f"{self.dataset_name!r}")
+        if self.path is not None:
+            object.__setattr__(self, "path", Path(self.path).expanduser())
+        given = (self.positive_class is None, self.negative_class is None)
+        if given[0] != given[1]:
+            raise ConfigError(f"{kind}: give both positive_class and negative_class, or "
+                              f"neither (to draw a pair from the data seed)")
+        if self.positive_class is not None:
+            _check_pair("positive_class/negative_class",
+                        (self.positive_class, self.negative_class), ordered=True)
+        for key in ("held_out_pairs", "pairs"):
+            pairs = tuple(tuple(p) for p in getattr(self, key))
+            for pair in pairs:
+                _check_pair(key, pair, ordered=False)
+            object.__setattr__(self, key, pairs)
+        lo, hi = self.min_supported_data_seed, self.max_supported_data_seed
+        for key in ("min_supported_data_seed", "max_supported_data_seed"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{kind}: {key} must be an integer >= 0, got {value!r}")
+        if lo >= hi:
+            raise ConfigError(f"{kind}: min_supported_data_seed ({lo}) must be less than "
+                              f"max_supported_data_seed ({hi})")
+        if self.positive_class is None and not self.candidate_pairs():
+            raise ConfigError(f"{kind}: no class pair is left once held_out_pairs are "
+                              f"removed from pairs")
+        limits = (("num_train_examples", proj.FILE_TRAIN), ("num_valid_examples",
+                                                            proj.FILE_VALID))
+        for key, most in limits:
+            value = getattr(self, key)
+            if isinstance(value, int) and value > most:
+                raise ConfigError(f"{kind}: {key} is at most {most} (the original's "
+                                  f"8000/1000/1000 split of 10000 images), got {value}")
+
+    def candidate_pairs(self) -> list[tuple[int, int]]:
+        """The pairs a projected task without fixed classes draws from, in order."""
+        allowed = {(min(q), max(q)) for q in self.pairs}
+        return [p for p in proj.candidate_pairs(self.held_out_pairs) if p in allowed]
 
     def _fill_fixed_sizes(self) -> None:
         """Convert unit_test_fixed lists to tuples; check and fill F, N and Nv from them."""
@@ -213,10 +275,6 @@ def _normalize_type(value: object) -> str:
         raise ConfigError(f"type must be a string, got {value!r}")
     name = value.strip()
     name = name.removesuffix("_task")
-    if name == "projected_binary_classification":
-        raise ConfigError("projected_binary_classification needs the original's CIFAR-10 "
-                          "files; use binary_gaussian_classification (a synthetic stand-in) "
-                          "or a dataset")
     if name not in TASK_TYPES:
         raise ConfigError(f"unknown task type {value!r}; valid types: {', '.join(TASK_TYPES)}")
     return name
@@ -228,6 +286,18 @@ def _parse_eval_type(value: object) -> EvalType:
         return EvalType.parse(value)
     except DataError:
         raise ConfigError(f"eval_type must be RMS_ERROR or ACCURACY, got {value!r}") from None
+
+
+def _check_pair(key: str, pair: tuple, ordered: bool) -> None:
+    """Raise unless `pair` is two different class ids (the first smaller if `ordered`)."""
+    ok = (len(pair) == 2 and all(isinstance(c, int) and not isinstance(c, bool)
+                                 and 0 <= c < NUM_CLASSES for c in pair) and pair[0] != pair[1])
+    if not ok:
+        raise ConfigError(f"{key}: a class pair is two different class ids 0..{NUM_CLASSES - 1}"
+                          f", got {list(pair)}")
+    if ordered and pair[0] > pair[1]:
+        raise ConfigError(f"{key}: the positive class (label 1) is the smaller class id, got "
+                          f"{pair[0]} and {pair[1]}; swap them")
 
 
 def _require_positive(key: str, value: object) -> None:
@@ -248,18 +318,6 @@ def _scalar_label(key: str, value: object) -> object:
     return value
 
 
-def _hash_mix(*numbers: int) -> int:
-    """A 32-bit mix of integers (splitmix64 finalizer, chained); not the C++ HashMix."""
-    mask = 2**64 - 1
-    h = 42
-    for n in numbers:
-        z = (h ^ (n & mask)) + 0x9E3779B97F4A7C15 & mask
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & mask
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EB & mask
-        h = z ^ (z >> 31)
-    return h % SEED_MODULUS
-
-
 def randomize_seeds(specs: Sequence[TaskSpec], master_seed: int) -> list[TaskSpec]:
     """The specs with fresh task seeds drawn from `master_seed` (`--randomize_task_seeds`).
 
@@ -268,8 +326,8 @@ def randomize_seeds(specs: Sequence[TaskSpec], master_seed: int) -> list[TaskSpe
     param seeds, then `num_tasks` data seeds, each uniform in (1, 2**32 - 1);
     the streams continue across specs. Dataset specs are left unchanged.
     """
-    param_rng = gen.seeded_rng(_hash_mix(PARAM_SEED_SALT, master_seed))
-    data_rng = gen.seeded_rng(_hash_mix(DATA_SEED_SALT, master_seed))
+    param_rng = gen.seeded_rng(gen.hash_mix(PARAM_SEED_SALT, master_seed))
+    data_rng = gen.seeded_rng(gen.hash_mix(DATA_SEED_SALT, master_seed))
     out = []
     for spec in specs:
         if spec.type == "dataset":
@@ -324,6 +382,14 @@ def generate_data(spec: TaskSpec, data_seed: int, param_seed: int) -> gen.TaskDa
                                        spec.valid_features, spec.valid_labels)
         case "binary_gaussian_classification":
             return gen.binary_gaussian_classification(f, n, nv, data_seed, param_seed)
+        case "projected_binary_classification":
+            assert spec.dataset_name is not None
+            pos, neg, seed = proj.choose_pair(
+                data_seed, spec.positive_class, spec.negative_class,
+                spec.candidate_pairs(), spec.min_supported_data_seed,
+                spec.max_supported_data_seed)
+            return proj.projected_binary_classification(spec.dataset_name, spec.path, pos, neg,
+                                                        seed, f, n, nv)
     raise ConfigError(f"task type {spec.type!r} has no generator")
 
 
@@ -332,6 +398,12 @@ def task_name(spec: TaskSpec, features_size: int, data_seed: int, param_seed: in
     if spec.type == "dataset":
         assert spec.dataset is not None
         return f"dataset[{spec.dataset.name}, F={features_size}, data_seed={data_seed}]"
+    if spec.type == "projected_binary_classification":
+        pos, neg, seed = proj.choose_pair(
+            data_seed, spec.positive_class, spec.negative_class, spec.candidate_pairs(),
+            spec.min_supported_data_seed, spec.max_supported_data_seed)
+        return (f"{spec.type}[{spec.dataset_name}, pos={pos}, neg={neg}, F={features_size}, "
+                f"seed={seed}, data_seed={data_seed}]")
     return f"{spec.type}[F={features_size}, param_seed={param_seed}, data_seed={data_seed}]"
 
 
@@ -376,9 +448,15 @@ _TYPE_KEYS = {
     "unit_test_increment": ("increment",),
     "unit_test_fixed": ("train_features", "train_labels", "valid_features", "valid_labels"),
     "dataset": ("dataset", "valid_fraction"),
+    "projected_binary_classification": (
+        "dataset_name", "path", "positive_class", "negative_class", "held_out_pairs", "pairs",
+        "min_supported_data_seed", "max_supported_data_seed"),
 }
 _INT_KEYS = ("features_size", "num_train_examples", "num_valid_examples", "num_train_epochs",
-             "num_tasks")
+             "num_tasks", "positive_class", "negative_class", "min_supported_data_seed",
+             "max_supported_data_seed")
+# Named pair lists a projected spec may give instead of a list of pairs.
+NAMED_PAIRS = {"recommended": proj.HELD_OUT_PAIRS, "all": proj.CLASS_PAIRS}
 
 
 def parse_task_specs(data: dict, source: str, base_dir: Path) -> list[TaskSpec]:
@@ -508,6 +586,25 @@ def _convert(key: str, value: object, base_dir: Path) -> object:
         if not isinstance(value, list):
             raise ConfigError(f"{key} must be a list of numbers, got {value!r}")
         return tuple(_number(key, _scalar_label(key, v)) for v in value)
+    if key in ("held_out_pairs", "pairs"):
+        if isinstance(value, str):
+            if value not in NAMED_PAIRS:
+                raise ConfigError(f"{key} must be a list of [positive, negative] pairs or one "
+                                  f"of {', '.join(map(repr, NAMED_PAIRS))}, got {value!r}")
+            return NAMED_PAIRS[value]
+        if not isinstance(value, list) or not all(isinstance(p, list) for p in value):
+            raise ConfigError(f"{key} must be a list of [positive, negative] pairs, e.g. "
+                              f"[[4, 6], [3, 5]], or \"recommended\", got {value!r}")
+        return tuple(tuple(p) for p in value)
+    if key == "dataset_name":
+        if not isinstance(value, str):
+            raise ConfigError(f"dataset_name must be a string, got {value!r}")
+        return value
+    if key == "path":
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"path must be a file or directory path (a string), got "
+                              f"{value!r}")
+        return base_dir / Path(value).expanduser()
     if key == "dataset":
         if not isinstance(value, str) or not value:
             raise ConfigError(f"dataset must be a file path (a string), got {value!r}")
