@@ -22,6 +22,7 @@ from azc.frontend import SourceMap, parse_file_with_source
 from azc.ir import MemoryConfig, Program
 from azc.printer import format_program
 from azc.resources import example_file, example_names
+from azc.tasks.images import image_dataset_names
 
 
 def load_program(arg: str) -> tuple[Program, SourceMap]:
@@ -149,7 +150,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from azc.tasks import load_tasks
     program, source = load_program(args.program)
     path = source.filename
-    tasks = load_tasks(args.task, eval_type=args.eval_type, num_train_epochs=args.epochs)
+    tasks = load_tasks(args.task, eval_type=args.eval_type, num_train_epochs=args.epochs,
+                       dataset=args.dataset, data_paths=dict(args.data) if args.data else None)
     mem = memory_from_args(args, program)
     for f in sorted({t.features for t in tasks}):
         source.verify(program, mem.with_features(f))
@@ -199,7 +201,8 @@ def cmd_evolve(args: argparse.Namespace) -> int:
                     time_limit=args.time_limit, out_dir=out,
                     checkpoint_every=args.checkpoint_every, resume=args.resume,
                     quiet=args.quiet, batch_size=args.batch_size,
-                    workers=args.workers or _cores())
+                    workers=args.workers or _cores(), dataset=args.dataset,
+                    data=dict(args.data) if args.data else None)
     print(format_program(result.simplified), end="")
     where = f"; saved in {result.out_dir}/" if result.out_dir else ""
     print(f"# final fitness {result.final_fitness:.6f} (select {result.select_fitness:.6f}); "
@@ -267,6 +270,30 @@ def _add_evolve_options(p: argparse.ArgumentParser) -> None:
                    help="processes: N islands with migration (default: the cores available; "
                    "results depend on N)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _add_data_options(p)
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """--dataset and --data: which image dataset projected tasks read, and where."""
+    p.add_argument("--dataset", choices=image_dataset_names(), metavar="NAME",
+                   help="run the projected image tasks on this dataset instead: "
+                   f"{', '.join(image_dataset_names())}")
+    p.add_argument("--data", type=_data_path, action="append", metavar="NAME=PATH",
+                   help="where dataset NAME is (a directory or archive); repeatable; "
+                   "default: found by name (docs/datasets.md)")
+
+
+def _data_path(text: str) -> tuple[str, str]:
+    """A NAME=PATH option value."""
+    name, sep, path = text.partition("=")
+    name = name.strip()
+    if not sep or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH (e.g. cifar10=~/cifar-10-batches-"
+                                         f"bin), got '{text}'")
+    if name not in image_dataset_names():
+        raise argparse.ArgumentTypeError(f"unknown dataset '{name}' (known: "
+                                         f"{', '.join(image_dataset_names())})")
+    return name, path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -330,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print {fitness, tasks: [{fitness, valid_predictions}]} as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="print every task's fitness")
+    _add_data_options(p)
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("evolve", help="evolve programs as a configuration says")
     p.add_argument("config", nargs="?", default=None,

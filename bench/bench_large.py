@@ -21,7 +21,7 @@ from searchrun import timed_search
 
 
 def rate(individuals: int, seed: int, kernels: bool) -> tuple[float, int, dict]:
-    _, ev, elapsed = timed_search("baseline", seed, individuals, use_kernels=kernels)
+    _, ev, elapsed = timed_search("baseline_gaussian", seed, individuals, use_kernels=kernels)
     c = ev.counters
     ck = ev.kernels
     return c.individuals / elapsed, c.individuals, {

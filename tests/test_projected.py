@@ -86,7 +86,8 @@ def test_stratified_split_golden_values() -> None:
     assert second.tolist() == [0, 14, 6, 1, 17, 11]
 
 
-@pytest.mark.parametrize("counts", [(5000, 5000), (37, 61), (3, 4, 5), (2, 9), (4, 4, 4), (5, 5, 5, 5)])
+@pytest.mark.parametrize("counts", [(5000, 5000), (37, 61), (3, 4, 5), (2, 9), (4, 4, 4),
+                                    (5, 5, 5, 5)])
 @pytest.mark.parametrize("seed", [0, 1, 99])
 def test_stratified_split_is_scikit_learns(counts: tuple[int, ...], seed: int) -> None:
     sk = pytest.importorskip("sklearn.model_selection")

@@ -187,7 +187,7 @@ def test_compiled_task_loops_never_change_a_search() -> None:
     from azc.search.experiment import Run
 
     def search(kernels: bool) -> tuple:
-        run = Run(load_config("baseline"), 3)
+        run = Run(load_config("baseline_gaussian"), 3)
         run.start_search()
         evo, ev = run.evo, run.evaluator
         assert evo is not None and ev is not None
@@ -201,7 +201,8 @@ def test_compiled_task_loops_never_change_a_search() -> None:
         if kernels:
             assert ev.counters.kernel_evals > 20 and ev.counters.interp_evals == 0
             fields = [field for _, _, field in ev.kernels.kernels.values()]
-            assert ev.paired and 9 in fields  # paired loops (and single ones) in use
+            # paired loops (and single ones) in use
+            assert ev.parts[0, ev.n_tasks].paired and 9 in fields
             ev.kernels.close()
         pop = evo.population
         assert pop is not None

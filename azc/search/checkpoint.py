@@ -57,11 +57,12 @@ def _classes() -> dict[str, type]:
     from azc.search.evaluator import EvalCounters
     from azc.search.fec import FecConfig
     from azc.search.generator import InitialPopulation
+    from azc.search.hurdles import HurdleConfig
     from azc.search.mutator import MutationType
     from azc.tasks.spec import TaskSpec
     from azc.tasks.task import EvalType
     return {c.__name__: c for c in (ExperimentConfig, MemoryConfig, TaskSpec, FecConfig,
-                                    BudgetConfig, EvalCounters, InitialPopulation,
+                                    BudgetConfig, EvalCounters, InitialPopulation, HurdleConfig,
                                     MutationType, EvalType, Component)}
 
 
@@ -186,6 +187,8 @@ class _Writer:
         return {"programs": None if programs is None else self.programs_array(programs),
                 "fitness": None if programs is None else self.array(
                     np.asarray(state["fitness"], dtype=np.float64)),
+                "head": None if state.get("head") is None else self.array(
+                    np.asarray(state["head"], dtype=np.float64)),
                 **{k: int(state[k]) for k in ("next_slot", "generations", "individuals")}}
 
     def island(self, state: dict) -> dict:
@@ -341,9 +344,11 @@ class _Reader:
             return {"programs": None, "fitness": None, **counts}
         refs = self.array(d["programs"], np.int64)
         fitness = self.array(d["fitness"], np.float64).copy()
-        if len(refs) != len(fitness):
+        head = None if d.get("head") is None else self.array(d["head"], np.float64).copy()
+        if len(refs) != len(fitness) or (head is not None and len(head) != len(fitness)):
             raise ValueError("a population with as many programs as fitnesses")
-        return {"programs": [self.program(int(i)) for i in refs], "fitness": fitness, **counts}
+        return {"programs": [self.program(int(i)) for i in refs], "fitness": fitness,
+                "head": head, **counts}
 
     def island(self, d: dict) -> dict:
         return {"rnd": self.random(d["rnd"]), "evaluator": self.evaluator(d["evaluator"]),

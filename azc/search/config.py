@@ -21,6 +21,8 @@ Top-level keys (the original's SearchExperimentSpec and flags; docs/configuratio
                                          cache_size, forget_every
     [train_budget]                       train_budget_baseline,
                                          train_budget_threshold_factor
+    [hurdles]                            percentile (75), task_share (0.3): azc's
+                                         hurdles (azc.search.hurdles)
     [[search_tasks]], [[select_tasks]], [[final_tasks]]   task specs (azc.tasks.spec)
 
 azc's own options: `batch_size` (children per native call, 1 = the exact
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +48,10 @@ from azc.ops import OPS, op_by_name
 from azc.resources import config_dir
 from azc.search.fec import FEC_MAX_EXAMPLES, FecConfig
 from azc.search.generator import InitialPopulation
+from azc.search.hurdles import HurdleConfig
 from azc.search.mutator import CONSTANT_MUTATIONS, MutationType
 from azc.search.space import UNLIMITED, SearchSpace
-from azc.tasks.spec import TaskSpec, parse_task_list
+from azc.tasks.spec import TaskSpec, check_image_override, parse_task_list, with_image_data
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class ExperimentConfig:
     mutate_prob: float = 0.9
     fec: FecConfig | None = None
     train_budget: BudgetConfig | None = None
+    hurdles: HurdleConfig | None = None
     max_train_steps: int = 80_000_000_000
     max_abs_error: float = 100.0
     combination: str = "mean"
@@ -110,7 +114,7 @@ _TOP_KEYS = {
     "fitness_combination_mode", "progress_every", "sufficient_fitness", "max_experiments",
     "randomize_task_seeds", "random_seed", "fec", "train_budget", "search_tasks",
     "select_tasks", "final_tasks", "batch_size", "constant_mutation", "max_individuals",
-    "time_limit", "name", "description", "migrate_every",
+    "time_limit", "name", "description", "migrate_every", "hurdles",
 }
 _ALIASES = {"max_scalar_addresses": "scalars", "max_vector_addresses": "vectors",
             "max_matrix_addresses": "matrices"}
@@ -205,7 +209,7 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path | None = N
         initial_population=initial, mutation_types=types,
         search_tasks=tuple(search), select_tasks=tuple(select), final_tasks=tuple(final),
         mutate_prob=get.number("mutate_prob", 0.9, lo=0.0, hi=1.0),
-        fec=_fec(get), train_budget=_budget(get),
+        fec=_fec(get), train_budget=_budget(get), hurdles=_hurdles(get),
         max_train_steps=get.integer("max_train_steps", 80_000_000_000, lo=1),
         max_abs_error=get.number("max_abs_error", 100.0, lo=0.0),
         combination=combination,
@@ -238,6 +242,12 @@ def check_config(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"search_tasks must share one features_size, got "
                           f"{sorted(f for f in features if f is not None)}", where=cfg.source)
     (F,) = features
+    if cfg.hurdles is not None:
+        count = sum(s.num_tasks for s in cfg.search_tasks)
+        try:
+            cfg.hurdles.head_tasks(count)
+        except ConfigError as err:
+            raise ConfigError(err.message, where=cfg.source) from None
     for key, specs in (("select_tasks", cfg.select_tasks), ("final_tasks", cfg.final_tasks)):
         other = sorted({s.features_size for s in specs if s.features_size != F},
                        key=lambda f: -1 if f is None else f)
@@ -245,6 +255,24 @@ def check_config(cfg: ExperimentConfig) -> None:
             raise ConfigError(f"{key} have features_size {other[0]}, but the search tasks "
                               f"have {F}: candidates are evolved for one feature size",
                               where=cfg.source)
+
+
+def with_image_dataset(cfg: ExperimentConfig, dataset: str | None = None,
+                       paths: dict[str, str | Path] | None = None) -> ExperimentConfig:
+    """The configuration with its projected image tasks on another dataset or path.
+
+    `dataset` (e.g. "mnist") replaces the dataset of every projected task spec;
+    `paths` maps dataset names to where they are (`--data cifar10=PATH`).
+    ConfigError if the configuration has no projected tasks or reads none of
+    the named datasets.
+    """
+    if dataset is None and not paths:
+        return cfg
+    groups = (cfg.search_tasks, cfg.select_tasks, cfg.final_tasks)
+    check_image_override([s for g in groups for s in g], dataset, paths,
+                         cfg.source or cfg.name)
+    search, select, final = (tuple(with_image_data(g, dataset, paths)) for g in groups)
+    return replace(cfg, search_tasks=search, select_tasks=select, final_tasks=final)
 
 
 def _memory(get: _Getter) -> MemoryConfig:
@@ -278,6 +306,24 @@ def _fec(get: _Getter) -> FecConfig | None:
                      sub.integer("num_valid_examples", 10, lo=1, hi=FEC_MAX_EXAMPLES),
                      sub.integer("cache_size", 100_000, lo=1),
                      sub.integer("forget_every", 100, lo=0))
+
+
+def _hurdles(get: _Getter) -> HurdleConfig | None:
+    """The `[hurdles]` section (None without one)."""
+    table = get.value("hurdles", None, dict)
+    if table is None:
+        return None
+    valid = ("percentile", "task_share")
+    for key in table:
+        if key not in valid:
+            raise ConfigError(f"unknown key 'hurdles.{key}' (valid: {', '.join(valid)})",
+                              where=get.source)
+    sub = _Getter(table, get.source, prefix="hurdles.")
+    try:
+        return HurdleConfig(percentile=sub.number("percentile", 75.0),
+                            task_share=sub.number("task_share", 0.3))
+    except ConfigError as err:
+        raise ConfigError(err.message, where=get.source) from None
 
 
 def _budget(get: _Getter) -> BudgetConfig | None:

@@ -17,6 +17,14 @@ Per batch of children (docs/semantics.md §4.3-§4.6, §9):
    call (random ops seeded per child from the search's random source) and
    cached.
 
+With hurdles (azc.search.hurdles), steps 4 and 5 run twice: on the first
+`head_tasks` tasks for every child, then on the other tasks for the children
+whose combined fitness on those reaches the hurdle. A child stopped at the
+hurdle scores 0 on the tasks it did not run (as a program the train budget
+rejects does), so it ranks below every child that went on; its per-task
+fitnesses (`evaluate_tasks`) are NaN there, and the caches learn nothing of
+those tasks.
+
 The memo never changes a result: a program whose live code is identical has
 identical fingerprints and fitness (it is used only for programs without live
 random ops).  Train steps are counted as the original counts them (FEC steps
@@ -56,11 +64,21 @@ class EvalCounters:
     fec_misses: int = 0
     full_task_evals: int = 0
     budget_rejected: int = 0
+    hurdled: int = 0             # children stopped at the hurdle
     settled_memo: int = 0        # children whose live code was seen before (no run at all)
     evaluated: int = 0           # children with at least one full task evaluation
     kernel_evals: int = 0        # full evaluations with compiled task loops
     interp_evals: int = 0        # full evaluations fully interpreted
     stage_seconds: dict = field(default_factory=dict)
+
+
+class _Part:
+    """The native descriptor of some consecutive search tasks, and what runs on it need."""
+
+    def __init__(self, tasks: Sequence[Task], features: int):
+        self.batch = TaskBatch(tasks, features)
+        self.paired = pairs_up(self.batch)  # compiled loops run tasks two at a time
+        self.examples = sum(t.max_train_steps + t.num_valid for t in tasks)
 
 
 class SearchEvaluator:
@@ -69,7 +87,7 @@ class SearchEvaluator:
     def __init__(self, tasks: Sequence[Task], memory: MemoryConfig, *,
                  fec: FecConfig | None = None, budget: TrainBudget | None = None,
                  max_abs_error: float = DEFAULT_MAX_ABS_ERROR, combination: str = "mean",
-                 memo_size: int = 200_000):
+                 memo_size: int = 200_000, head_tasks: int | None = None):
         self.tasks = list(tasks)
         features = {t.features for t in self.tasks}
         if len(features) != 1:
@@ -92,9 +110,16 @@ class SearchEvaluator:
         self.n_tasks = len(self.tasks)
         self.full_steps = np.array([t.max_train_steps for t in self.tasks], dtype=np.int64)
         self.task_index = np.array([t.index for t in self.tasks], dtype=np.int64)
-        # the task descriptors of full and of FEC runs, built once
-        self.full_batch = TaskBatch(self.tasks, self.features)
-        self.paired = pairs_up(self.full_batch)  # compiled loops run tasks two at a time
+        # the task descriptors of full and of FEC runs, built once: all tasks, and the tasks
+        # before and after the hurdle
+        self.parts = {(0, self.n_tasks): _Part(self.tasks, self.features)}
+        self.head_tasks = head_tasks
+        if head_tasks is not None:
+            if not 0 < head_tasks < self.n_tasks:
+                raise ValueError(f"head_tasks must be in 1..{self.n_tasks - 1}, got {head_tasks}")
+            for lo, hi in ((0, head_tasks), (head_tasks, self.n_tasks)):
+                self.parts[lo, hi] = _Part(self.tasks[lo:hi], self.features)
+        self.head_fitness = np.zeros(0)  # combined fitness on the head tasks, last call
         self.fec_batch = TaskBatch(self.tasks, self.features)
         if fec is not None:
             self.fec_batch._set_requests(fec.num_train_examples, fec.num_valid_examples)
@@ -111,18 +136,29 @@ class SearchEvaluator:
             return -1
         return -1 if self.budget.allows(program, int(self.full_steps[0])) else 0
 
-    def evaluate(self, programs: Sequence[Program], seeds: np.ndarray) -> np.ndarray:
-        """The fitness of each program (combined over tasks)."""
-        per_task = self.evaluate_tasks(programs, seeds)
-        return np.array([combine(row, self.combination) for row in per_task.tolist()])
+    def evaluate(self, programs: Sequence[Program], seeds: np.ndarray,
+                 hurdle: float | None = None) -> np.ndarray:
+        """The fitness of each program (combined over tasks; 0 for tasks after a hurdle
+        stopped it). With head tasks, `head_fitness` then holds the combination over them."""
+        per_task = self.evaluate_tasks(programs, seeds, hurdle)
+        if self.head_tasks is not None:
+            head = per_task[:, :self.head_tasks].tolist()
+            self.head_fitness = np.array([combine(row, self.combination) for row in head])
+        done = np.nan_to_num(per_task, nan=0.0).tolist()
+        return np.array([combine(row, self.combination) for row in done])
 
-    def evaluate_tasks(self, programs: Sequence[Program], seeds: np.ndarray) -> np.ndarray:
-        """Per-task fitness, shape (programs, tasks).
+    def evaluate_tasks(self, programs: Sequence[Program], seeds: np.ndarray,
+                       hurdle: float | None = None) -> np.ndarray:
+        """Per-task fitness, shape (programs, tasks); NaN where a hurdle stopped a program.
 
         The children of a batch are settled in order, as if one by one: a
         fingerprint first missed by child i is a hit for a later child j of
-        the same batch (it hits the entry i's evaluation fills).
+        the same batch (it hits the entry i's evaluation fills). `hurdle`
+        (with `head_tasks`) stops the programs whose combined fitness on the
+        head tasks is below it.
         """
+        if hurdle is not None and self.head_tasks is None:
+            raise ValueError("a hurdle needs an evaluator built with head_tasks")
         n = len(programs)
         c = self.counters
         c.individuals += n
@@ -165,17 +201,37 @@ class SearchEvaluator:
         st["encode+dce"] = st.get("encode+dce", 0.0) + (t1 - t0)
         st["memo"] = st.get("memo", 0.0) + (clock() - t1)
         if self.fec is not None:
-            fitness = self._settle_with_fec(live, seeds, keys, nrand, ok, memos, same_as, todo)
+            fitness = self._settle_with_fec(live, seeds, keys, nrand, ok, memos, same_as, todo,
+                                            hurdle)
         else:
-            fitness = self._settle_without_fec(live, seeds, keys, nrand, ok, memos, same_as)
+            fitness = self._settle_without_fec(live, seeds, keys, nrand, ok, memos, same_as,
+                                               hurdle)
+        if hurdle is not None:
+            c.hurdled += int(np.isnan(fitness).any(axis=1).sum())
         return fitness
+
+    def _phases(self, hurdle: float | None) -> list[tuple[int, int]]:
+        """The task ranges evaluated in turn: all tasks, or the head then the rest."""
+        if hurdle is None or self.head_tasks is None:
+            return [(0, self.n_tasks)]
+        return [(0, self.head_tasks), (self.head_tasks, self.n_tasks)]
+
+    def _survivors(self, rows: np.ndarray, fitness: np.ndarray, hurdle: float | None
+                   ) -> np.ndarray:
+        """The rows whose combined head-task fitness reaches the hurdle."""
+        assert hurdle is not None and self.head_tasks is not None
+        head = fitness[rows, :self.head_tasks].tolist()
+        keep = np.array([combine(r, self.combination) >= hurdle for r in head], dtype=bool)
+        return rows[keep]
 
     def _settle_with_fec(self, live: Encoded, seeds: np.ndarray, keys: list[bytes],
                          nrand: list[int], ok: list[bool], memos: list[int],
-                         same_as: dict[int, int], todo: list[int]) -> np.ndarray:
+                         same_as: dict[int, int], todo: list[int],
+                         hurdle: float | None = None) -> np.ndarray:
         """FEC fingerprints of the new programs, the lookups of every child in order
         (one native call, exactly as the original's FECCache one child at a time), and
-        the full evaluation of the (child, task) pairs that missed."""
+        the full evaluation of the (child, task) pairs that missed; with a hurdle, the
+        lookups and evaluations of the head tasks, then of the rest for the survivors."""
         fec, table, memo, c = self.fec, self.fec_table, self.memo, self.counters
         assert fec is not None and table is not None
         n, T = len(ok), self.n_tasks
@@ -196,30 +252,47 @@ class SearchEvaluator:
             dup, orig = list(same_as), list(same_as.values())
             fps[dup], fec_steps[dup] = fps[orig], fec_steps[orig]
         okarr = np.flatnonzero(np.array(ok, dtype=bool))
-        t3 = clock()
-        status, slots = table.lookup(fps[okarr].reshape(-1), known[okarr].reshape(-1))
         steps = int(fec_steps[okarr].sum()) + T * fec.num_train_examples * (n - len(okarr))
-        by_memo = np.flatnonzero(status == MISS_KNOWN)  # the memo knew the fitness
-        if len(by_memo):
-            steps += int(memo.steps[slot_of[okarr[by_memo // T]], by_memo % T].sum())
-        miss = np.flatnonzero(status == MISS)
-        hits = int(np.count_nonzero(status == HIT))
-        c.fec_hits += hits
-        c.fec_misses += len(status) - hits
-        t4 = clock()
-        miss_child, miss_task = okarr[miss // T], miss % T
-        evaluated = np.unique(miss_child)
-        got_fit, got_steps = np.zeros(0), np.zeros(0, dtype=np.int64)
-        if len(evaluated):
-            fits, stp = self._evaluate_rows(live, seeds, evaluated.tolist())
-            at = np.searchsorted(evaluated, miss_child)
-            got_fit, got_steps = fits[at, miss_task], stp[at, miss_task]
-            table.fill(slots[miss], got_fit)
-            steps += int(got_steps.sum())
-            c.full_task_evals += len(miss)
-        t5 = clock()
         fitness = np.zeros((n, T))
-        fitness[okarr] = table.values(slots).reshape(-1, T)
+        fitness[okarr] = np.nan
+        t3 = clock()
+        lookup_s = evaluate_s = 0.0
+        got: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        evaluated_rows: set[int] = set()
+        rows = okarr
+        for lo, hi in self._phases(hurdle):
+            if lo > 0:
+                rows = self._survivors(rows, fitness, hurdle)
+            w = hi - lo
+            ta = clock()
+            status, slots = table.lookup(fps[rows, lo:hi].reshape(-1),
+                                         known[rows, lo:hi].reshape(-1))
+            by_memo = np.flatnonzero(status == MISS_KNOWN)  # the memo knew the fitness
+            if len(by_memo):
+                steps += int(memo.steps[slot_of[rows[by_memo // w]], lo + by_memo % w].sum())
+            miss = np.flatnonzero(status == MISS)
+            hits = int(np.count_nonzero(status == HIT))
+            c.fec_hits += hits
+            c.fec_misses += len(status) - hits
+            tb = clock()
+            miss_child, miss_task = rows[miss // w], miss % w
+            evaluated = np.unique(miss_child)
+            got_fit, got_steps = np.zeros(0), np.zeros(0, dtype=np.int64)
+            if len(evaluated):
+                fits, stp = self._evaluate_rows(live, seeds, evaluated.tolist(),
+                                                self.parts[lo, hi])
+                at = np.searchsorted(evaluated, miss_child)
+                got_fit, got_steps = fits[at, miss_task], stp[at, miss_task]
+                table.fill(slots[miss], got_fit)
+                steps += int(got_steps.sum())
+                c.full_task_evals += len(miss)
+                evaluated_rows.update(evaluated.tolist())
+            fitness[rows, lo:hi] = table.values(slots).reshape(-1, w)
+            got.append((miss_child, lo + miss_task, got_fit, got_steps))
+            lookup_s += tb - ta
+            evaluate_s += clock() - tb
+        t5 = clock()
+        miss_child, miss_task, got_fit, got_steps = (np.concatenate(x) for x in zip(*got))
         # 4. remember deterministic programs and what their full evaluations found
         new = [i for i in todo if nrand[i] == 0]
         owner = np.arange(n)                          # whose memo entry a child updates
@@ -228,61 +301,66 @@ class SearchEvaluator:
         # existing entries before add(), which may drop old entries and reuse their slots
         memo.record(slot_of[owner[miss_child]], miss_task, got_fit, got_steps)
         if new:
-            rows = memo.add([keys[i] for i in new])
-            kept = rows >= 0
+            mrows = memo.add([keys[i] for i in new])
+            kept = mrows >= 0
             newarr = np.array(new, dtype=np.int64)[kept]
-            memo.fp[rows[kept]], memo.fec_steps[rows[kept]] = fps[newarr], fec_steps[newarr]
+            memo.fp[mrows[kept]], memo.fec_steps[mrows[kept]] = fps[newarr], fec_steps[newarr]
             row_of = np.full(n, -1, dtype=np.int64)
-            row_of[new] = rows
+            row_of[new] = mrows
             memo.record(row_of[owner[miss_child]], miss_task, got_fit, got_steps)
         c.train_steps += steps
-        c.evaluated += len(evaluated)
+        c.evaluated += len(evaluated_rows)
         st = c.stage_seconds
-        for name, dt in (("fec run", t3 - t2), ("fec lookups", t4 - t3),
-                         ("full evaluation", t5 - t4), ("bookkeeping", clock() - t5)):
+        for name, dt in (("fec run", t3 - t2), ("fec lookups", lookup_s),
+                         ("full evaluation", evaluate_s), ("bookkeeping", clock() - t5)):
             st[name] = st.get(name, 0.0) + dt
         return fitness
 
     def _settle_without_fec(self, live: Encoded, seeds: np.ndarray, keys: list[bytes],
                             nrand: list[int], ok: list[bool], memos: list[int],
-                            same_as: dict[int, int]) -> np.ndarray:
-        """Without FEC: the memo's fitness where it knows every task, else a full evaluation."""
+                            same_as: dict[int, int], hurdle: float | None = None
+                            ) -> np.ndarray:
+        """Without FEC: the memo's fitness where it knows every task of a phase, else a
+        full evaluation (with a hurdle: the head tasks, then the rest for the survivors)."""
         n, T, c, memo = len(ok), self.n_tasks, self.counters, self.memo
         clock = time.perf_counter
         t4 = clock()
         fitness = np.zeros((n, T))
-        evaluate = []
-        for i in range(n):
-            if not ok[i] or i in same_as:
-                continue
-            m = memos[i]
-            if m >= 0 and not np.isnan(memo.fitness[m]).any():
-                fitness[i] = memo.fitness[m]
-                c.train_steps += int(memo.steps[m].sum())
-            else:
-                evaluate.append(i)
-        row_steps: dict[int, int] = {}
-        if evaluate:
-            fits, stp = self._evaluate_rows(live, seeds, evaluate)
-            fitness[evaluate] = fits
-            c.train_steps += int(stp.sum())
-            c.full_task_evals += len(evaluate) * T
-            row_steps = dict(zip(evaluate, stp.sum(axis=1).tolist()))
-            det = [r for r, i in enumerate(evaluate) if nrand[i] == 0]
-            old = [r for r in det if memos[evaluate[r]] >= 0]
-            if old:
-                target = [memos[evaluate[r]] for r in old]
-                memo.fitness[target], memo.steps[target] = fits[old], stp[old]
-            new = [r for r in det if memos[evaluate[r]] < 0]
-            if new:
-                rows = memo.add([keys[evaluate[r]] for r in new])
-                kept = rows >= 0
-                fresh = np.array(new, dtype=np.int64)[kept]
-                memo.fitness[rows[kept]], memo.steps[rows[kept]] = fits[fresh], stp[fresh]
+        steps = np.zeros((n, T), dtype=np.int64)
+        fresh = np.zeros((n, T), dtype=bool)          # cells evaluated now
+        rows = np.array([i for i in range(n) if ok[i] and i not in same_as], dtype=np.int64)
+        fitness[rows] = np.nan
+        evaluated_rows: set[int] = set()
+        for lo, hi in self._phases(hurdle):
+            if lo > 0:
+                rows = self._survivors(rows, fitness, hurdle)
+            evaluate = []
+            for i in rows.tolist():
+                m = memos[i]
+                if m >= 0 and not np.isnan(memo.fitness[m, lo:hi]).any():
+                    fitness[i, lo:hi] = memo.fitness[m, lo:hi]
+                    steps[i, lo:hi] = memo.steps[m, lo:hi]
+                else:
+                    evaluate.append(i)
+            if evaluate:
+                fits, stp = self._evaluate_rows(live, seeds, evaluate, self.parts[lo, hi])
+                fitness[evaluate, lo:hi], steps[evaluate, lo:hi] = fits, stp
+                fresh[evaluate, lo:hi] = True
+                c.full_task_evals += len(evaluate) * (hi - lo)
+                evaluated_rows.update(evaluate)
+        # remember what deterministic programs' evaluations found (after every read)
+        ci, ti = np.nonzero(fresh & (np.array(nrand) == 0)[:, None])
+        slot_of = np.array(memos, dtype=np.int64)
+        memo.record(slot_of[ci], ti, fitness[ci, ti], steps[ci, ti])
+        new = sorted({int(i) for i in ci if memos[i] < 0})
+        if new:
+            row_of = np.full(n, -1, dtype=np.int64)
+            row_of[new] = memo.add([keys[i] for i in new])
+            memo.record(row_of[ci], ti, fitness[ci, ti], steps[ci, ti])
         for i, j in same_as.items():
-            fitness[i] = fitness[j]
-            c.train_steps += row_steps[j]
-        c.evaluated += len(evaluate)
+            fitness[i], steps[i] = fitness[j], steps[j]
+        c.train_steps += int(steps.sum())
+        c.evaluated += len(evaluated_rows)
         st = c.stage_seconds
         st["full evaluation"] = st.get("full evaluation", 0.0) + (clock() - t4)
         return fitness
@@ -302,17 +380,19 @@ class SearchEvaluator:
         fps = self.dce.fec_hash(tr, va, out, self.task_index, self.full_steps)
         return fps, out[:, :, 1].sum(axis=1).astype(np.int64)
 
-    def _evaluate_rows(self, live: Encoded, seeds: np.ndarray, rows: list[int]
-                       ) -> tuple[np.ndarray, np.ndarray]:
-        """Full evaluation of some programs on every task: (fitness, train steps), (rows, T)."""
+    def _evaluate_rows(self, live: Encoded, seeds: np.ndarray, rows: list[int],
+                       part: _Part | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Full evaluation of some programs on the tasks of `part` (default: all):
+        (fitness, train steps), each (rows, tasks of the part)."""
+        part = part or self.parts[0, self.n_tasks]
         sub = Encoded(live.code, live.progs[rows])
         c = self.counters
         compiled = 0
         if self.use_kernels and self.kernels is not None:
-            compiled = attach(self.kernels, sub, self.examples, self.paired)
+            compiled = attach(self.kernels, sub, part.examples, part.paired)
         c.kernel_evals += compiled
         c.interp_evals += len(rows) - compiled
-        out = self.interp.run_batch(sub, self.full_batch, np.asarray(seeds)[rows],
+        out = self.interp.run_batch(sub, part.batch, np.asarray(seeds)[rows],
                                     self.max_abs_error)
         return out[:, :, 0], out[:, :, 1].astype(np.int64)
 

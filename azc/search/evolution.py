@@ -27,6 +27,7 @@ from azc.ir import Program
 from azc.search import collector
 from azc.search.evaluator import SearchEvaluator
 from azc.search.generator import Generator
+from azc.search.hurdles import HurdleConfig
 from azc.search.mutator import Mutator
 from azc.search.random import SearchRandom
 
@@ -37,6 +38,7 @@ class Population:
 
     programs: list[Program]
     fitness: np.ndarray
+    head: np.ndarray | None = None  # with hurdles: fitness on the tasks before the hurdle
 
     def best(self) -> tuple[int, Program, float]:
         """(index, program, fitness) of the first member with the greatest fitness."""
@@ -56,7 +58,7 @@ class RegularizedEvolution:
 
     def __init__(self, population_size: int, tournament_size: int, generator: Generator,
                  mutator: Mutator, evaluator: SearchEvaluator, rnd: SearchRandom,
-                 batch_size: int = 50):
+                 batch_size: int = 50, hurdles: HurdleConfig | None = None):
         self.P = population_size
         self.T = tournament_size
         self.generator = generator
@@ -64,6 +66,7 @@ class RegularizedEvolution:
         self.evaluator = evaluator
         self.rnd = rnd
         self.batch_size = max(1, batch_size)
+        self.hurdles = hurdles
         self.population: Population | None = None
         self.next_slot = 0          # next slot of the current generation
         self.generations = 0
@@ -75,6 +78,7 @@ class RegularizedEvolution:
         """Create and evaluate the initial population."""
         programs: list[Program] = []
         fitness = np.zeros(self.P)
+        head = np.zeros(self.P) if self.hurdles else None
         for start in range(0, self.P, self.batch_size):
             batch = []
             for _ in range(start, min(self.P, start + self.batch_size)):
@@ -84,8 +88,10 @@ class RegularizedEvolution:
                 batch.append(prog)
             seeds = self._seeds(len(batch))
             fitness[start:start + len(batch)] = self.evaluator.evaluate(batch, seeds)
+            if head is not None:
+                head[start:start + len(batch)] = self.evaluator.head_fitness
             programs.extend(batch)
-        self.population = Population(programs, fitness)
+        self.population = Population(programs, fitness, head)
         self.individuals += self.P
 
     # --- generations --------------------------------------------------------------------
@@ -103,7 +109,12 @@ class RegularizedEvolution:
         t1 = clock()
         children = [self.mutator.mutate(pop.programs[p], self.rnd) for p in parents]
         t2 = clock()
-        fitness = self.evaluator.evaluate(children, self._seeds(n))
+        hurdle = None
+        if self.hurdles is not None and pop.head is not None:
+            hurdle = self.hurdles.value(pop.head)
+        fitness = self.evaluator.evaluate(children, self._seeds(n), hurdle)
+        if pop.head is not None:
+            pop.head[start:end] = self.evaluator.head_fitness
         st = self.evaluator.counters.stage_seconds
         st["tournaments"] = st.get("tournaments", 0.0) + (t1 - t0)
         st["mutation"] = st.get("mutation", 0.0) + (t2 - t1)
@@ -142,13 +153,16 @@ class RegularizedEvolution:
         pop = self.population
         return {"programs": None if pop is None else pop.programs,
                 "fitness": None if pop is None else pop.fitness.copy(),
+                "head": None if pop is None or pop.head is None else pop.head.copy(),
                 "next_slot": self.next_slot, "generations": self.generations,
                 "individuals": self.individuals}
 
     def restore(self, state: dict) -> None:
         """Continue from a `state()`."""
         if state["programs"] is not None:
-            self.population = Population(list(state["programs"]), state["fitness"].copy())
+            head = state.get("head")
+            self.population = Population(list(state["programs"]), state["fitness"].copy(),
+                                         None if head is None else head.copy())
         self.next_slot = state["next_slot"]
         self.generations = state["generations"]
         self.individuals = state["individuals"]

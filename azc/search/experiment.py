@@ -48,7 +48,7 @@ from azc.printer import format_program
 from azc.results import combine
 from azc.search import collector
 from azc.search.collector import paused_collector
-from azc.search.config import ExperimentConfig, load_config
+from azc.search.config import ExperimentConfig, load_config, with_image_dataset
 from azc.search.evaluator import SearchEvaluator
 from azc.search.evolution import RegularizedEvolution
 from azc.search.random import SearchRandom
@@ -245,9 +245,10 @@ def _format(r: dict) -> str:
         return (f"experiment {r['experiment']}: candidate search fitness "
                 f"{r['search_fitness']:.6f}, select fitness {r['select_fitness']:.6f} "
                 f"(best {r['best_select_fitness']:.6f})")
+    hurdled = f"hurdled {r['hurdle_rate']:.0%}  " if r.get("hurdle_rate") else ""
     return (f"exp {r['experiment']}  indiv {r['individuals']:>10,}  {r['rate']:>8,.0f}/s  "
             f"best {r['best']:.6f}  mean {r['mean']:.4f}  memo {r['memo_hit_rate']:.0%}  "
-            f"fec {r['fec_hit_rate']:.0%}  {r['elapsed']:.0f}s")
+            f"fec {r['fec_hit_rate']:.0%}  {hurdled}{r['elapsed']:.0f}s")
 
 
 def _progress(run: Run, rate: float) -> dict:
@@ -261,6 +262,7 @@ def _progress(run: Run, rate: float) -> dict:
             "best": best, "mean": mean, "stdev": sd, "train_steps": run.train_steps,
             "memo_hit_rate": c.memo_hits / max(1, c.individuals),
             "fec_hit_rate": c.fec_hits / max(1, lookups),
+            "hurdle_rate": c.hurdled / max(1, c.individuals),
             "full_task_evals": c.full_task_evals}
 
 
@@ -309,7 +311,8 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
            out_dir: str | Path | None = None, checkpoint_every: float = 300.0,
            resume: str | Path | None = None, callback: Callable[[dict], None] | None = None,
            stream=None, quiet: bool = False, batch_size: int | None = None,
-           workers: int = 1, migrate_every: int | None = None) -> EvolveResult:
+           workers: int = 1, migrate_every: int | None = None, dataset: str | None = None,
+           data: dict[str, str | Path] | None = None) -> EvolveResult:
     """Run evolution as the configuration says; the best program and its fitnesses.
 
     `config` is an ExperimentConfig, a TOML path or a shipped name ("demo").
@@ -320,7 +323,9 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
     `best.az`, and checkpoints to `checkpoint.ckpt` (plain data:
     azc.search.checkpoint); `resume` continues the run saved in a folder (a
     configuration given with it must be the run's).  `callback(record)` is called for every progress
-    report.
+    report. `dataset` and `data` move the configuration's projected image tasks
+    to another dataset (e.g. "mnist") or give datasets' paths ({"cifar10":
+    PATH}); on resume only `data` may be given (the data moved).
     """
     stream = stream or sys.stderr
     out: Path | None
@@ -342,8 +347,13 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
                                       f"configuration, or start a new run")
         if out_dir is not None and Path(out_dir) != out:
             raise AzcError("--resume continues in its own folder; do not give --out too")
+        if dataset is not None:
+            raise AzcError("--resume continues on the run's own tasks; --dataset cannot change "
+                           "them (--data may say where a dataset has moved)")
+        cfg = run.config = with_image_dataset(cfg, None, data)
     else:
         cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
+        cfg = with_image_dataset(cfg, dataset, data)
         if batch_size is not None:
             from dataclasses import replace
             cfg = replace(cfg, batch_size=batch_size)

@@ -44,7 +44,7 @@ class IslandReport:
     memo_hits: int
     fec_hits: int
     fec_lookups: int
-    migrants: list[tuple[Program, float]]
+    migrants: list[tuple[Program, float, float]]  # program, fitness, head-task fitness
 
 
 class Island:
@@ -82,17 +82,21 @@ class Island:
         c = ev.counters
         return IslandReport(evo.individuals, c.train_steps, self.steps_init, best_fit, best, mean,
                             sd, c.memo_hits, c.fec_hits, c.fec_hits + c.fec_misses,
-                            [(pop.programs[i], float(pop.fitness[i])) for i in half])
+                            [(pop.programs[i], float(pop.fitness[i]),
+                              float(pop.head[i]) if pop.head is not None else 0.0)
+                             for i in half])
 
-    def receive(self, migrants: list[tuple[Program, float]]) -> None:
+    def receive(self, migrants: list[tuple[Program, float, float]]) -> None:
         """Replace a random half of the population with migrants."""
         evo = self.search.evo
         assert evo is not None and evo.population is not None
         pop = evo.population
         slots = _permutation(self.rnd, len(pop.programs))[: len(migrants)]
-        for slot, (prog, fit) in zip(slots, migrants):
+        for slot, (prog, fit, head) in zip(slots, migrants):
             pop.programs[slot] = prog
             pop.fitness[slot] = fit
+            if pop.head is not None:
+                pop.head[slot] = head
 
     def state(self) -> dict:
         """Everything needed to continue this island exactly (sent to the coordinator over

@@ -50,14 +50,17 @@ class Search:
         """The search of a configuration on the tasks of `specs`, drawing from `rnd`."""
         tasks = build_tasks(specs)
         space = config.space(tasks[0].features)
+        hurdles = config.hurdles
         evaluator = SearchEvaluator(tasks, config.memory, fec=config.fec,
                                     budget=train_budget(config, space),
                                     max_abs_error=config.max_abs_error,
-                                    combination=config.combination)
+                                    combination=config.combination,
+                                    head_tasks=hurdles.head_tasks(len(tasks)) if hurdles
+                                    else None)
         evo = RegularizedEvolution(
             config.population_size, config.tournament_size,
             Generator(space, config.initial_population),
             Mutator(space, list(config.mutation_types), config.mutate_prob,
                     config.constant_mutation),
-            evaluator, rnd, config.batch_size)
+            evaluator, rnd, config.batch_size, hurdles)
         return Search(evaluator, evo)

@@ -24,19 +24,23 @@ from azc.tasks.spec import (
     TASK_TYPES,
     TaskSpec,
     build_tasks,
+    check_image_override,
     expand_seeds,
+    image_datasets_read,
     parse_task_list,
     parse_task_specs,
     randomize_seeds,
     resolve_dataset,
+    with_image_data,
 )
 from azc.tasks.task import EvalType, Task
 
 __all__ = [
     "DEFAULT_DATA_SEEDS", "DEFAULT_PARAM_SEEDS", "TASK_TYPES", "Dataset", "EvalType", "Task",
     "TaskData", "TaskSpec", "build_tasks", "builtin_task_names", "builtin_task_specs",
-    "expand_seeds", "infer_eval_type", "load_dataset", "load_task_file", "load_tasks",
-    "parse_task_list", "parse_task_specs", "randomize_seeds", "resolve_dataset", "train_order",
+    "check_image_override", "expand_seeds", "image_datasets_read", "infer_eval_type",
+    "load_dataset", "load_task_file", "load_tasks", "parse_task_list", "parse_task_specs",
+    "randomize_seeds", "resolve_dataset", "train_order", "with_image_data",
 ]
 
 _BUILTINS: dict[str, tuple[TaskSpec, ...]] = {
@@ -88,14 +92,20 @@ def load_task_file(path: str | Path) -> list[TaskSpec]:
 
 
 def load_tasks(arg: str, eval_type: EvalType | str | None = None,
-               num_train_epochs: int | None = None) -> list[Task]:
+               num_train_epochs: int | None = None, dataset: str | None = None,
+               data_paths: dict[str, str | Path] | None = None) -> list[Task]:
     """The tasks named by `arg`: a built-in name, a `.toml` task file, or a dataset.
 
     `eval_type` and `num_train_epochs`, when given, override those of every
     spec (and are checked against it: linear regression must stay RMS_ERROR).
     For a dataset without `eval_type` the eval type is inferred from its labels.
+    `dataset` and `data_paths` move projected image tasks to another image
+    dataset or path (`with_image_data`).
     """
     specs = _specs_for(arg)
+    if dataset is not None or data_paths:
+        check_image_override(specs, dataset, data_paths, arg)
+        specs = with_image_data(specs, dataset, data_paths)
     if eval_type is not None:
         parsed = EvalType.parse(eval_type)
         specs = [replace(spec, eval_type=parsed) for spec in specs]

@@ -340,6 +340,49 @@ def randomize_seeds(specs: Sequence[TaskSpec], master_seed: int) -> list[TaskSpe
     return out
 
 
+def with_image_data(specs: Sequence[TaskSpec], dataset: str | None = None,
+                    paths: dict[str, str | Path] | None = None) -> list[TaskSpec]:
+    """The specs with their projected image tasks moved to another dataset or path.
+
+    `dataset` replaces the dataset_name of every projected spec; `paths` maps
+    a dataset name to where it is, for the projected specs that read it (after
+    the replacement). Other specs are unchanged. Unknown names raise ConfigError.
+    """
+    names = image_dataset_names()
+    for name in [dataset, *(paths or {})]:
+        if name is not None and name not in names:
+            raise ConfigError(f"unknown image dataset '{name}' (known: {', '.join(names)})")
+    out = []
+    for spec in specs:
+        if spec.type == "projected_binary_classification":
+            name = dataset or spec.dataset_name
+            where = (paths or {}).get(name or "")
+            spec = replace(spec, dataset_name=name,
+                           path=Path(where).expanduser() if where is not None else spec.path)
+        out.append(spec)
+    return out
+
+
+def image_datasets_read(specs: Sequence[TaskSpec]) -> set[str]:
+    """The names of the image datasets the projected specs among `specs` read."""
+    return {s.dataset_name for s in specs
+            if s.type == "projected_binary_classification" and s.dataset_name}
+
+
+def check_image_override(specs: list[TaskSpec], dataset: str | None,
+                         data_paths: dict[str, str | Path] | None, where: str) -> None:
+    """ConfigError unless `--dataset`/`--data` apply to some projected spec of `specs`."""
+    read = image_datasets_read(specs)
+    if not read:
+        raise ConfigError(f"{where} has no projected image tasks, so --dataset/--data do not "
+                          f"apply (built-in image task sets: {', '.join(image_dataset_names())})")
+    used = {dataset} if dataset is not None else read
+    unused = sorted(set(data_paths or {}) - used)
+    if unused:
+        raise ConfigError(f"--data {unused[0]}=...: {where} reads no {unused[0]} images (it "
+                          f"reads {', '.join(sorted(used))})")
+
+
 # ---------------------------------------------------------------- building tasks
 
 def spec_dataset(spec: TaskSpec) -> Dataset:
