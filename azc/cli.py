@@ -211,6 +211,39 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     return 0 if result.stopped != "interrupted" else 130
 
 
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from azc.baselines import Scored, score, table, tune_baselines, write_baselines
+    from azc.search.config import load_config, with_image_dataset
+    from azc.tasks.spec import build_tasks
+    cfg = with_image_dataset(load_config(args.config), args.dataset,
+                             dict(args.data) if args.data else None)
+    compare = [(arg, *load_program(arg)) for arg in args.compare or []]
+    F = cfg.search_tasks[0].features_size or 1  # search tasks always give F (check_config)
+    for _, program, source in compare:
+        source.verify(program, MemoryConfig.fitting(program).with_features(F))
+    say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
+    start = time.perf_counter()
+    final = build_tasks(list(cfg.final_tasks))
+    tuned = tune_baselines(cfg, seed=args.seed, progress=say, final_tasks=final)
+    compared: dict[str, Scored] = {}
+    for arg, program, _ in compare:
+        say(f"scoring {arg} on {len(final)} final tasks")
+        compared[arg] = score(program, final, cfg, args.seed)
+    rows: list[tuple[str, str, Scored | None, Scored]] = [
+        (b.name, ", ".join(f"{k}={v:.3g}" for k, v in b.params.items()), b.select, b.final)
+        for b in tuned]
+    rows += [(Path(arg).name, "as given", None, sc) for arg, sc in compared.items()]
+    print(f"{cfg.name}: {len(final)} final tasks ({_task_summary(final)}); baselines tuned on "
+          f"{sum(s.num_tasks for s in cfg.select_tasks)} select tasks; "
+          f"{time.perf_counter() - start:.1f} s")
+    print(table(rows))
+    if not args.no_save:
+        out = Path(args.out) if args.out else Path("azc-runs") / f"{cfg.name}-baselines"
+        written = write_baselines(out, cfg, tuned, compared)
+        print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
 def _cores() -> int:
     """The cores this process may use."""
     import os
@@ -364,6 +397,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a TOML configuration or a shipped name (demo, linear, nonlinear)")
     _add_evolve_options(p)
     p.set_defaults(func=cmd_evolve)
+
+    p = sub.add_parser("baseline", help="tune the hand-made logistic regression and neural "
+                       "net on a configuration's select tasks; report them on its final tasks")
+    p.add_argument("config", help="a TOML configuration or a shipped name (baseline, "
+                   "classification, ...)")
+    p.add_argument("--compare", action="append", metavar="PROGRAM",
+                   help="also score this program (e.g. a run's best.az) on the final tasks; "
+                   "repeatable")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random ops (default 0)")
+    p.add_argument("--out", type=_folder, metavar="DIR", help="folder for the tuned .az files "
+                   "and baselines.json (default: azc-runs/<config>-baselines)")
+    p.add_argument("--no-save", action="store_true", help="write no files")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _add_data_options(p)
+    p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("demo", help="discover linear regression from scratch (evolve demo)")
     _add_evolve_options(p)
