@@ -24,6 +24,10 @@ Top-level keys (the original's SearchExperimentSpec and flags; docs/configuratio
     [hurdles]                            percentile (75), task_share (0.3): azc's
                                          hurdles (azc.search.hurdles)
     [[search_tasks]], [[select_tasks]], [[final_tasks]]   task specs (azc.tasks.spec)
+    [[island_tasks]]                     more search task sets for islands: each table
+                                         holds a [[island_tasks.tasks]] array; island i
+                                         searches on set i mod (1 + sets), set 0 being
+                                         search_tasks
 
 azc's own options: `batch_size` (children per native call, 1 = the exact
 sequential order), `constant_mutation` ("code" or the "paper"'s U[0.5, 2]),
@@ -79,6 +83,7 @@ class ExperimentConfig:
     search_tasks: tuple[TaskSpec, ...]
     select_tasks: tuple[TaskSpec, ...]
     final_tasks: tuple[TaskSpec, ...]
+    island_tasks: tuple[tuple[TaskSpec, ...], ...] = ()
     mutate_prob: float = 0.9
     fec: FecConfig | None = None
     train_budget: BudgetConfig | None = None
@@ -99,6 +104,12 @@ class ExperimentConfig:
     source: str = ""
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
+    def island_search_tasks(self, island: int, base: list[TaskSpec]) -> list[TaskSpec]:
+        """The search task specs of island `island`: `base` (the search tasks, perhaps
+        re-seeded) for set 0, else its island task set, taking sets in turn."""
+        k = island % (1 + len(self.island_tasks))
+        return list(base) if k == 0 else list(self.island_tasks[k - 1])
+
     def space(self, features: int) -> SearchSpace:
         """The search space at the search tasks' feature size."""
         return SearchSpace(self.memory, features, self.ops, self.size_init, self.size_min,
@@ -114,7 +125,7 @@ _TOP_KEYS = {
     "fitness_combination_mode", "progress_every", "sufficient_fitness", "max_experiments",
     "randomize_task_seeds", "random_seed", "fec", "train_budget", "search_tasks",
     "select_tasks", "final_tasks", "batch_size", "constant_mutation", "max_individuals",
-    "time_limit", "name", "description", "migrate_every", "hurdles",
+    "time_limit", "name", "description", "migrate_every", "hurdles", "island_tasks",
 }
 _ALIASES = {"max_scalar_addresses": "scalars", "max_vector_addresses": "vectors",
             "max_matrix_addresses": "matrices"}
@@ -180,6 +191,7 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path | None = N
               if "select_tasks" in data else search)
     final = (parse_task_list(data["final_tasks"], source, base, key="final_tasks")
              if "final_tasks" in data else select)
+    island_sets = _island_tasks(data.get("island_tasks"), source, base)
     combination = str(get.value("fitness_combination_mode", "mean", str)).strip().upper()
     combination = {"MEAN_FITNESS_COMBINATION": "mean", "MEAN": "mean",
                    "MEDIAN_FITNESS_COMBINATION": "median", "MEDIAN": "median"}.get(combination, "")
@@ -208,6 +220,7 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path | None = N
         tournament_size=get.integer("tournament_size", lo=1),
         initial_population=initial, mutation_types=types,
         search_tasks=tuple(search), select_tasks=tuple(select), final_tasks=tuple(final),
+        island_tasks=island_sets,
         mutate_prob=get.number("mutate_prob", 0.9, lo=0.0, hi=1.0),
         fec=_fec(get), train_budget=_budget(get), hurdles=_hurdles(get),
         max_train_steps=get.integer("max_train_steps", 80_000_000_000, lo=1),
@@ -242,12 +255,18 @@ def check_config(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"search_tasks must share one features_size, got "
                           f"{sorted(f for f in features if f is not None)}", where=cfg.source)
     (F,) = features
-    if cfg.hurdles is not None:
-        count = sum(s.num_tasks for s in cfg.search_tasks)
-        try:
-            cfg.hurdles.head_tasks(count)
-        except ConfigError as err:
-            raise ConfigError(err.message, where=cfg.source) from None
+    sets = (cfg.search_tasks, *cfg.island_tasks)
+    for number, specs in enumerate(sets):
+        wrong = sorted({s.features_size or 0 for s in specs if s.features_size != F})
+        if wrong:
+            raise ConfigError(f"island_tasks set {number} has features_size {wrong[0]}, but "
+                              f"the search tasks have {F}", where=cfg.source)
+        if cfg.hurdles is not None:
+            try:
+                cfg.hurdles.head_tasks(sum(s.num_tasks for s in specs))
+            except ConfigError as err:
+                what = "search_tasks" if number == 0 else f"island_tasks set {number}"
+                raise ConfigError(f"{what}: {err.message}", where=cfg.source) from None
     for key, specs in (("select_tasks", cfg.select_tasks), ("final_tasks", cfg.final_tasks)):
         other = sorted({s.features_size for s in specs if s.features_size != F},
                        key=lambda f: -1 if f is None else f)
@@ -270,9 +289,32 @@ def with_image_dataset(cfg: ExperimentConfig, dataset: str | None = None,
         return cfg
     groups = (cfg.search_tasks, cfg.select_tasks, cfg.final_tasks)
     check_image_override([s for g in groups for s in g], dataset, paths,
-                         cfg.source or cfg.name)
+                         cfg.source or cfg.name, [s for g in cfg.island_tasks for s in g])
     search, select, final = (tuple(with_image_data(g, dataset, paths)) for g in groups)
-    return replace(cfg, search_tasks=search, select_tasks=select, final_tasks=final)
+    # --dataset moves the main tasks; island sets (say, MNIST for diversity) keep theirs
+    islands = tuple(tuple(with_image_data(g, None, paths)) for g in cfg.island_tasks)
+    return replace(cfg, search_tasks=search, select_tasks=select, final_tasks=final,
+                   island_tasks=islands)
+
+
+def _island_tasks(value: object, source: str, base: Path) -> tuple[tuple[TaskSpec, ...], ...]:
+    """The `[[island_tasks]]` sets: tables each holding a `tasks` array of task tables."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value) or not value:
+        raise ConfigError("island_tasks must be an array of tables ([[island_tasks]]), each "
+                          "with its [[island_tasks.tasks]]", where=source)
+    sets = []
+    for number, table in enumerate(value, start=1):
+        unknown = [k for k in table if k != "tasks"]
+        if unknown or "tasks" not in table:
+            raise ConfigError(f"[[island_tasks]] table {number} holds only a "
+                              f"[[island_tasks.tasks]] array"
+                              + (f" (unknown key '{unknown[0]}')" if unknown else ""),
+                              where=source)
+        sets.append(tuple(parse_task_list(table["tasks"], source, base,
+                                          key="island_tasks.tasks")))
+    return tuple(sets)
 
 
 def _memory(get: _Getter) -> MemoryConfig:

@@ -381,6 +381,11 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
         reporter.message(f"resuming {out} at experiment {run.experiment}, "
                          f"{run.individuals:,} individuals")
     run.stopped = ""
+    if cfg.island_tasks and run.workers <= len(cfg.island_tasks):
+        reporter.message(f"note: {len(cfg.island_tasks)} island task set(s) but "
+                         f"{run.workers} worker(s); island i searches on set i mod "
+                         f"{1 + len(cfg.island_tasks)}, so some sets are unused (give "
+                         f"--workers {1 + len(cfg.island_tasks)} or more)")
     loop = _loop if run.workers == 1 else _island_loop
     try:
         with _StopOnSignal() as stop, paused_collector():
@@ -398,7 +403,7 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
             reporter.report(run.history[-1])
         if run.arch is not None:
             from azc.search.islands import combined_best
-            run._select(*combined_best(run.arch.advance(0)))
+            run._select(*combined_best(run.arch.advance(0), 1 + len(cfg.island_tasks)))
             reporter.report(run.history[-1])
     finally:
         for arch in (run.arch, run.idle_arch):
@@ -535,7 +540,7 @@ def _island_loop(run: Run, reporter: _Reporter, out: Path | None,
         used = sum(r.train_steps - r.steps_init for r in reports)
         init = sum(r.steps_init for r in reports)
         if used >= cfg.max_train_steps - init or run.stopped:
-            run._select(*combined_best(reports))
+            run._select(*combined_best(reports, 1 + len(cfg.island_tasks)))
             run.base_individuals, run.base_steps = run.individuals, run.train_steps
             run.arch, run.idle_arch = None, run.arch  # its processes serve the next search
             _end_experiment(run, reporter)

@@ -170,9 +170,10 @@ class Archipelago:
         """Start (or restart, for the next search experiment, in the same processes) the
         islands: island i from seeds[i], or from states[i] when resuming."""
         for i, conn in enumerate(self.conns, start=1):
-            conn.send(("start", (config, seeds[i], search_specs,
+            conn.send(("start", (config, seeds[i], config.island_search_tasks(i, search_specs),
                                  states[i] if states else None)))
-        self.local = Island(config, seeds[0], search_specs, states[0] if states else None)
+        self.local = Island(config, seeds[0], config.island_search_tasks(0, search_specs),
+                            states[0] if states else None)
         for conn in self.conns:
             self._reply(conn)
 
@@ -228,8 +229,10 @@ class Archipelago:
         self.conns, self.procs = [], []
 
 
-def combined_best(reports: list[IslandReport]) -> tuple[Program, float]:
-    """The best program over all islands (the first island wins ties)."""
-    fits = [r.best_fitness for r in reports]
+def combined_best(reports: list[IslandReport], sets: int = 1) -> tuple[Program, float]:
+    """The best program over the islands that search on the search tasks (island i
+    with i mod `sets` = 0: fitness on other task sets is not comparable); the first
+    island wins ties."""
+    fits = [r.best_fitness if i % sets == 0 else -np.inf for i, r in enumerate(reports)]
     i = int(np.argmax(fits))
     return reports[i].best_program, fits[i]

@@ -369,14 +369,16 @@ def image_datasets_read(specs: Sequence[TaskSpec]) -> set[str]:
             if s.type == "projected_binary_classification" and s.dataset_name}
 
 
-def check_image_override(specs: list[TaskSpec], dataset: str | None,
-                         data_paths: dict[str, str | Path] | None, where: str) -> None:
-    """ConfigError unless `--dataset`/`--data` apply to some projected spec of `specs`."""
-    read = image_datasets_read(specs)
+def check_image_override(specs: Sequence[TaskSpec], dataset: str | None,
+                         data_paths: dict[str, str | Path] | None, where: str,
+                         fixed: Sequence[TaskSpec] = ()) -> None:
+    """ConfigError unless `--dataset`/`--data` apply to some projected spec of `specs`
+    (`--dataset` moves those; the specs of `fixed` keep their dataset)."""
+    read = image_datasets_read([*specs, *fixed])
     if not read:
         raise ConfigError(f"{where} has no projected image tasks, so --dataset/--data do not "
                           f"apply (built-in image task sets: {', '.join(image_dataset_names())})")
-    used = {dataset} if dataset is not None else read
+    used = ({dataset} | image_datasets_read(fixed)) if dataset is not None else read
     unused = sorted(set(data_paths or {}) - used)
     if unused:
         raise ConfigError(f"--data {unused[0]}=...: {where} reads no {unused[0]} images (it "
