@@ -1,4 +1,5 @@
-"""Shared by the search benches: one search experiment run for a number of individuals."""
+"""Shared by the search benches: one search experiment run for a number of individuals
+(or for a number of seconds)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,21 @@ import time
 
 from azc.backend.components import ComponentKernels
 from azc.search.collector import paused_collector
-from azc.search.config import load_config
+from azc.search.config import ExperimentConfig, load_config
 from azc.search.evaluator import SearchEvaluator
 from azc.search.evolution import RegularizedEvolution
 from azc.search.experiment import Run
 
 
-def timed_search(config: str, seed: int, individuals: int, use_kernels: bool | None = None
+def timed_search(config: str | ExperimentConfig, seed: int, individuals: int,
+                 use_kernels: bool | None = None, seconds: float | None = None
                  ) -> tuple[RegularizedEvolution, SearchEvaluator, float]:
     """(evolution, evaluator, seconds) after `individuals` children of one search
-    experiment, run as the driver runs it (collector paused); `use_kernels` overrides
+    experiment (or, with `seconds`, after the first batch that ends past that many
+    seconds), run as the driver runs it (collector paused); `use_kernels` overrides
     the tier choice."""
-    run = Run(load_config(config), seed)
+    cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
+    run = Run(cfg, seed)
     run.start_search()
     evo, ev = run.evo, run.evaluator
     assert evo is not None and ev is not None
@@ -32,4 +36,6 @@ def timed_search(config: str, seed: int, individuals: int, use_kernels: bool | N
         evo.initialize()
         while evo.individuals < individuals:
             evo.step()
+            if seconds is not None and time.perf_counter() - t0 >= seconds:
+                break
     return evo, ev, time.perf_counter() - t0
