@@ -201,7 +201,8 @@ def cmd_evolve(args: argparse.Namespace) -> int:
                     time_limit=args.time_limit, out_dir=out,
                     checkpoint_every=args.checkpoint_every, resume=args.resume,
                     quiet=args.quiet, batch_size=args.batch_size,
-                    workers=args.workers or _cores(), dataset=args.dataset,
+                    workers=args.workers or (None if args.resume else _cores()),
+                    dataset=args.dataset,
                     data=dict(args.data) if args.data else None)
     print(format_program(result.simplified), end="")
     where = f"; saved in {result.out_dir}/" if result.out_dir else ""
@@ -449,6 +450,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_ERROR = 1      # an expected failure: bad input, a missing file, ...
+EXIT_USAGE = 2      # bad command-line usage (argparse)
+EXIT_INTERNAL = 70  # a bug in azc (EX_SOFTWARE)
+EXIT_INTERRUPTED = 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the azc command."""
     parser = build_parser()
@@ -457,12 +464,34 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except AzcError as err:
         print(str(err), file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except MemoryError:
+        print("error: out of memory (a size in the input is too large for this machine; "
+              "docs/configuration.md lists the sizes azc accepts)", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as err:  # a bug: one line, the traceback in a file
+        print(f"internal error: {type(err).__name__}: {err} (a bug in azc; the traceback is "
+              f"in {_write_traceback()}; please report it with that file)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _write_traceback() -> str:
+    """Write the current exception's traceback to a temporary file; its path."""
+    import tempfile
+    import traceback
+    try:
+        fd, path = tempfile.mkstemp(prefix="azc-traceback-", suffix=".txt")
+        with open(fd, "w") as f:
+            f.write(f"azc {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}")
+        return path
+    except OSError:
+        traceback.print_exc()
+        return "the output above"
 
 
 if __name__ == "__main__":

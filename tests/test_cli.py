@@ -255,3 +255,17 @@ def test_out_must_be_a_folder(tmp_path, capsys, monkeypatch) -> None:
     with pytest.raises(SystemExit):
         cli.main(["evolve", "demo", "--out", str(path)])
     assert "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_internal_errors_are_one_line_with_a_traceback_file(monkeypatch, capsys) -> None:
+    import azc.cli as cli
+
+    def broken(args):
+        raise ValueError("boom")
+    monkeypatch.setattr(cli, "cmd_ops", broken)
+    assert cli.main(["ops"]) == cli.EXIT_INTERNAL == 70
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("internal error: ValueError: boom (a bug in azc")
+    path = Path(err.split("the traceback is in ")[1].split(";")[0])
+    assert "ValueError: boom" in path.read_text() and "Traceback" in path.read_text()
+    path.unlink()

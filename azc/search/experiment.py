@@ -306,12 +306,16 @@ def load_checkpoint(out_dir: Path) -> Run:
     return loads(data, str(path), Run)
 
 
+MAX_WORKERS = 1024  # processes on one machine
+
+
 def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
            max_individuals: int | None = None, time_limit: float | None = None,
            out_dir: str | Path | None = None, checkpoint_every: float = 300.0,
            resume: str | Path | None = None, callback: Callable[[dict], None] | None = None,
            stream=None, quiet: bool = False, batch_size: int | None = None,
-           workers: int = 1, migrate_every: int | None = None, dataset: str | None = None,
+           workers: int | None = None, migrate_every: int | None = None,
+           dataset: str | None = None,
            data: dict[str, str | Path] | None = None) -> EvolveResult:
     """Run evolution as the configuration says; the best program and its fitnesses.
 
@@ -325,8 +329,11 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
     configuration given with it must be the run's).  `callback(record)` is called for every progress
     report. `dataset` and `data` move the configuration's projected image tasks
     to another dataset (e.g. "mnist") or give datasets' paths ({"cifar10":
-    PATH}); on resume only `data` may be given (the data moved).
+    PATH}); on resume only `data` may be given (the data moved). `workers`
+    (default 1) is the number of islands, each in its own process.
     """
+    _check_evolve_arguments(config, seed, max_individuals, time_limit, checkpoint_every,
+                            callback, batch_size, workers, migrate_every, resume)
     stream = stream or sys.stderr
     out: Path | None
     if resume is not None:
@@ -336,9 +343,6 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
         if config is not None:  # given beside --resume: it must be the run's
             from azc.search.checkpoint import same_config
             given = config if isinstance(config, ExperimentConfig) else load_config(config)
-            if batch_size is not None:
-                from dataclasses import replace
-                given = replace(given, batch_size=batch_size)
             differ = same_config(cfg, given)
             if differ:
                 raise CheckpointError(f"{out / CHECKPOINT} is a run of another configuration "
@@ -350,6 +354,13 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
         if dataset is not None:
             raise AzcError("--resume continues on the run's own tasks; --dataset cannot change "
                            "them (--data may say where a dataset has moved)")
+        refused = [name for name, value in (("--seed", seed), ("--workers", workers),
+                                             ("--batch-size", batch_size),
+                                             ("migrate_every", migrate_every))
+                   if value is not None]
+        if refused:
+            raise AzcError(f"--resume continues the run as it was started: {', '.join(refused)} "
+                           f"cannot change it (start a new run to use other values)")
         cfg = run.config = with_image_dataset(cfg, None, data)
     else:
         cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
@@ -358,9 +369,7 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
             from dataclasses import replace
             cfg = replace(cfg, batch_size=batch_size)
         run = Run(cfg, cfg.random_seed if seed is None else seed)
-        if workers < 1:
-            raise AzcError(f"workers must be at least 1, got {workers}")
-        run.workers = workers
+        run.workers = workers or 1
         run.migrate_every = migrate_every or cfg.migrate_every
         out = Path(out_dir) if out_dir is not None else None
         if out is not None:
@@ -368,6 +377,9 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
             if (out / CHECKPOINT).exists() or (out / OLD_CHECKPOINT).exists():
                 raise AzcError(f"{out} already holds a run; use --resume {out} to continue it "
                                f"or choose another --out folder")
+            if (out / "result.json").exists():
+                raise AzcError(f"{out} holds a finished run (result.json); choose another --out "
+                               f"folder, or delete it to start again there")
     if resume is None or max_individuals is not None:
         run.max_individuals = max_individuals or cfg.max_individuals
     if resume is None or time_limit is not None:
@@ -391,7 +403,15 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
         with _StopOnSignal() as stop, paused_collector():
             try:
                 loop(run, reporter, out, limit_individuals, limit_time, checkpoint_every, stop)
-            except KeyboardInterrupt:  # a second Ctrl-C, or Ctrl-C outside the main thread
+            except KeyboardInterrupt:  # a hard stop, or Ctrl-C outside the main thread
+                if stop.count >= HARD_STOP or run.workers > 1:
+                    # somewhere inside a step: the state may be half updated; keep the
+                    # last checkpoint and stop
+                    reporter.message("stopped at once" + (f"; resume from the last checkpoint "
+                                     f"with --resume {out}" if out is not None and
+                                     (out / CHECKPOINT).exists() else ""))
+                    reporter.close()
+                    raise
                 run.stopped = "interrupted"
         interrupted = run.stopped == "interrupted"
         if interrupted:
@@ -410,33 +430,81 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
             if arch is not None:
                 arch.close()
         run.arch = run.idle_arch = None
+    result = _final(run, out, reporter)  # the checkpoint stays until the result is written
     if out is not None and not interrupted and (out / CHECKPOINT).exists():
         (out / CHECKPOINT).unlink()
-    result = _final(run, out, reporter)
     reporter.close()
     return result
 
 
+def _check_evolve_arguments(config, seed, max_individuals, time_limit, checkpoint_every,
+                            callback, batch_size, workers, migrate_every, resume) -> None:
+    """AzcError naming the first argument of `evolve` that is not what it takes."""
+    def integer(value: object) -> bool:
+        return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+    def number(value: object) -> bool:
+        return (isinstance(value, int | float | np.integer | np.floating)
+                and not isinstance(value, bool) and math.isfinite(float(value)))
+
+    if config is None and resume is None:
+        raise AzcError("evolve needs a configuration (an ExperimentConfig, a TOML path or a "
+                       "shipped name such as \"demo\") or resume=<run folder>")
+    if config is not None and not isinstance(config, ExperimentConfig | str | Path):
+        raise AzcError(f"config must be an ExperimentConfig, a TOML path or a shipped name, "
+                       f"got {type(config).__name__}")
+    checks = (
+        ("seed", seed, lambda v: integer(v) and 0 <= v < 2**64, "an integer >= 0"),
+        ("max_individuals", max_individuals, lambda v: integer(v) and v >= 1,
+         "an integer >= 1"),
+        ("time_limit", time_limit, lambda v: number(v) and v > 0, "a number of seconds > 0"),
+        ("checkpoint_every", checkpoint_every, lambda v: number(v) and v > 0,
+         "a number of seconds > 0"),
+        ("callback", callback, callable, "a function of one progress record"),
+        ("batch_size", batch_size, lambda v: integer(v) and v >= 1, "an integer >= 1"),
+        ("workers", workers, lambda v: integer(v) and 1 <= v <= MAX_WORKERS,
+         f"an integer from 1 to {MAX_WORKERS}"),
+        ("migrate_every", migrate_every, lambda v: integer(v) and v >= 1,
+         "an integer >= 1 (generations)"))
+    for name, value, ok, what in checks:
+        if value is not None and not ok(value):
+            raise AzcError(f"{name} must be {what}, got {value!r}")
+
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
+HARD_STOP = 3  # signals before a run stops at once, without saving
+
+
 class _StopOnSignal:
-    """Ctrl-C asks the run to stop at the next safe point; a second Ctrl-C stops at once."""
+    """Ctrl-C, SIGTERM or SIGHUP asks the run to stop at the next safe point (a batch of
+    children, or the islands' next barrier), where the state is saved; a second one is
+    a reminder; the third stops at once (KeyboardInterrupt), keeping the last checkpoint."""
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self.count = 0
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopOnSignal:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
+        self.count += 1
         self.requested = True
+        if self.count >= HARD_STOP:
+            raise KeyboardInterrupt
+        if self.count == 2:
+            sys.stderr.write("\nstopping at the next safe point to save the run; signal once "
+                             "more to stop at once (the last checkpoint is kept)\n")
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
 
 
 def _loop(run: Run, reporter: _Reporter, out: Path | None, limit_individuals: int | None,

@@ -113,7 +113,9 @@ def _permutation(rnd: SearchRandom, n: int) -> list[int]:
 def _worker(conn) -> None:
     """A worker process: serve commands for one island until told to stop."""
     import signal
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):  # the coordinator stops the run
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     island: Island | None = None
     while True:
         try:

@@ -1,0 +1,144 @@
+"""Hostile and careless input to the Python API and the CLI: one clear error each."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from azc.errors import AzcError
+from azc.search.experiment import evolve
+from tests.test_search import tiny_config
+
+API_CASES = [
+    ({"seed": 1.5}, "seed must be an integer >= 0, got 1.5"),
+    ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+    ({"seed": "abc"}, "seed must be an integer >= 0, got 'abc'"),
+    ({"max_individuals": 0}, "max_individuals must be an integer >= 1, got 0"),
+    ({"time_limit": math.nan}, "time_limit must be a number of seconds > 0, got nan"),
+    ({"time_limit": -3}, "time_limit must be a number of seconds > 0"),
+    ({"checkpoint_every": -1}, "checkpoint_every must be a number of seconds > 0"),
+    ({"callback": 5}, "callback must be a function of one progress record, got 5"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+    ({"batch_size": -1}, "batch_size must be an integer >= 1"),
+    ({"workers": "2"}, "workers must be an integer from 1 to 1024, got '2'"),
+    ({"workers": 0}, "workers must be an integer from 1 to 1024"),
+    ({"workers": True}, "workers must be an integer"),
+    ({"migrate_every": -1}, "migrate_every must be an integer >= 1 \\(generations\\)"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), API_CASES)
+def test_evolve_arguments_are_checked_first(kwargs: dict, message: str) -> None:
+    with pytest.raises(AzcError, match=message):
+        evolve(tiny_config(), quiet=True, **kwargs)
+
+
+def test_evolve_needs_a_config_or_a_run() -> None:
+    with pytest.raises(AzcError, match="evolve needs a configuration"):
+        evolve(None)
+    with pytest.raises(AzcError, match="config must be an ExperimentConfig"):
+        evolve(5)  # type: ignore[arg-type]
+
+
+def test_resume_refuses_options_it_cannot_honour(tmp_path: Path) -> None:
+    def stop(record: dict) -> None:
+        if record.get("event") == "progress" and record["individuals"] >= 2000:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    part = evolve(tiny_config(), seed=3, quiet=True, out_dir=tmp_path / "run", callback=stop)
+    assert part.stopped == "interrupted"
+    for option, message in (({"seed": 4}, "--seed cannot change it"),
+                            ({"workers": 2}, "--workers cannot change it"),
+                            ({"batch_size": 7}, "--batch-size cannot change it"),
+                            ({"dataset": "mnist"}, "--dataset cannot change them")):
+        with pytest.raises(AzcError, match=message):
+            evolve(None, resume=tmp_path / "run", quiet=True, **option)
+    done = evolve(None, resume=tmp_path / "run", quiet=True)
+    assert done.stopped != "interrupted"
+    with pytest.raises(AzcError, match="holds a finished run \\(result.json\\)"):
+        evolve(tiny_config(), quiet=True, out_dir=tmp_path / "run")
+
+
+def test_sigterm_stops_a_run_that_resumes_to_the_same_result(tmp_path: Path) -> None:
+    def stop(record: dict) -> None:
+        if record.get("event") == "progress" and record["individuals"] >= 2000:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    full = evolve(tiny_config(), seed=3, quiet=True)
+    part = evolve(tiny_config(), seed=3, quiet=True, out_dir=tmp_path / "run", callback=stop)
+    assert part.stopped == "interrupted" and (tmp_path / "run" / "checkpoint.ckpt").exists()
+    done = evolve(None, resume=tmp_path / "run", quiet=True)
+    assert (done.program, done.individuals, done.final_fitness) == (
+        full.program, full.individuals, full.final_fitness)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return "?"
+
+
+CHILD = """
+import sys
+from tests.test_search import tiny_config
+from azc.search.experiment import evolve
+r = evolve(tiny_config(max_train_steps=10**9), seed=3, out_dir=sys.argv[1], workers=2,
+           quiet=True, checkpoint_every=1000)
+print("STOPPED", r.stopped)
+"""
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+def test_sigterm_with_workers_saves_and_leaves_no_process(tmp_path: Path, signals: int) -> None:
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / "run"
+    root = Path(__file__).parent.parent
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(out)], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "log.jsonl").exists() or "progress" not in (out / "log.jsonl").read_text():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    workers = _children(proc.pid)
+    assert workers  # the second island's process
+    for _ in range(signals):
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.02)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "STOPPED interrupted" in stdout and "Traceback" not in stderr
+    assert (out / "checkpoint.ckpt").exists()
+    deadline = time.monotonic() + 10  # (the exit of a process takes a moment to show)
+    while [pid for pid in workers if _alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [(pid, _cmdline(pid)) for pid in workers if _alive(pid)]
+    resumed = evolve(None, resume=out, quiet=True, max_individuals=1)
+    assert resumed.individuals > 0
