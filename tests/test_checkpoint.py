@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from azc.errors import CheckpointError
+from azc.errors import AzcError, CheckpointError
 from azc.frontend import parse
 from azc.ir import NOOP, Instr, MemoryConfig, Program
 from azc.ops import OPS, Const
@@ -323,6 +323,8 @@ def test_another_configuration_beside_resume_is_refused(folder: Path) -> None:
     with pytest.raises(CheckpointError, match=r"another configuration .*population_size"):
         experiment.evolve(tiny_config(population_size=50), resume=folder, quiet=True)
     with pytest.raises(CheckpointError, match=r"another configuration .*batch_size"):
+        experiment.evolve(tiny_config(batch_size=7), resume=folder, quiet=True)
+    with pytest.raises(AzcError, match=r"--batch-size cannot change it"):
         experiment.evolve(tiny_config(), resume=folder, quiet=True, batch_size=7)
 
 

@@ -142,3 +142,34 @@ def test_sigterm_with_workers_saves_and_leaves_no_process(tmp_path: Path, signal
     assert not [(pid, _cmdline(pid)) for pid in workers if _alive(pid)]
     resumed = evolve(None, resume=out, quiet=True, max_individuals=1)
     assert resumed.individuals > 0
+
+
+def test_the_log_of_a_resumed_run_reads_as_one_run(tmp_path: Path) -> None:
+    import json
+
+    def stop(record: dict) -> None:
+        if record.get("event") == "progress" and record["individuals"] >= 3000:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    out = tmp_path / "run"
+    evolve(tiny_config(), seed=3, quiet=True, out_dir=out, callback=stop)
+    with (out / "log.jsonl").open("a") as f:  # what a run killed later had written
+        f.write(json.dumps({"event": "progress", "individuals": 10**9}) + "\n")
+    evolve(None, resume=out, quiet=True)
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    seen = [r["individuals"] for r in records if r["event"] == "progress"]
+    assert seen == sorted(seen) and 10**9 not in seen and len(seen) > 3
+    assert sum(r["event"] == "experiment" for r in records) == 1  # one candidate, one run
+
+
+def test_a_second_run_on_one_folder_is_refused_naming_the_first(tmp_path: Path) -> None:
+    from azc.search.experiment import _RunLock
+    out = tmp_path / "run"
+    out.mkdir()
+    with _RunLock(out):  # a run in progress
+        with pytest.raises(AzcError, match=f"in use by a run of process {os.getpid()}"):
+            evolve(tiny_config(), quiet=True, out_dir=out)
+        with pytest.raises(AzcError, match="in use by a run of process"):
+            evolve(None, resume=out, quiet=True)
+    result = evolve(tiny_config(), quiet=True, out_dir=out, max_individuals=500)
+    assert result.individuals >= 500  # the lock goes with the run that held it

@@ -200,7 +200,8 @@ class _Writer:
 _PLAIN = ("seed", "experiment", "best_select", "best_search", "individuals", "train_steps",
           "elapsed", "history", "stopped", "steps_init", "last_report", "max_individuals",
           "time_limit", "workers", "migrate_every", "island_seeds", "base_individuals",
-          "base_steps")
+          "base_steps", "log_bytes")
+_OPTIONAL = {"log_bytes": 0}  # attributes older checkpoints of this format lack
 _OTHERS = ("config", "rnd", "best_program", "evo", "evaluator", "search_specs", "arch",
            "idle_arch", "island_states")
 RUN_ATTRIBUTES = frozenset(_PLAIN + _OTHERS)  # every attribute of a Run (a test checks it)
@@ -380,12 +381,14 @@ def loads(data: bytes, src: str, run_type: Any) -> Any:
         r = _Reader(doc, arrays, config.memory)
         run = run_type(config, 0)
         plain = doc["run"]
+        plain = {**_OPTIONAL, **plain}
         if set(plain) != set(_PLAIN):
             raise ValueError("the run's attributes are not those of this azc")
         for k in _PLAIN:
             setattr(run, k, decode_value(plain[k]))
         for k in ("seed", "experiment", "individuals", "train_steps", "steps_init",
-                  "last_report", "workers", "migrate_every", "base_individuals", "base_steps"):
+                  "last_report", "workers", "migrate_every", "base_individuals", "base_steps",
+                  "log_bytes"):
             _int(getattr(run, k))
         run.rnd = r.random(doc["rnd"])
         run.best_program = r.program(doc["best_program"])

@@ -58,6 +58,7 @@ from azc.tasks.task import Task
 
 CHECKPOINT = "checkpoint.ckpt"     # azc.search.checkpoint: plain data, never code
 OLD_CHECKPOINT = "checkpoint.pkl"  # the pickles of older azc: refused, never read
+LOG = "log.jsonl"
 
 
 @dataclass
@@ -139,6 +140,7 @@ class Run:
         self.island_states: list[dict] | None = None
         self.base_individuals = 0                 # individuals of finished searches
         self.base_steps = 0
+        self.log_bytes = 0  # the size of log.jsonl when the state was saved
 
     # --- checkpoints (azc.search.checkpoint) --------------------------------------------
 
@@ -279,9 +281,19 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def _truncate_log(log: Path, size: int) -> None:
+    """Drop what a run killed after its last checkpoint wrote to its log (the resumed run
+    writes those records again), so that the log reads as one run."""
+    if size > 0 and log.exists() and log.stat().st_size > size:
+        with log.open("r+b") as f:
+            f.truncate(size)
+
+
 def save_checkpoint(run: Run, out_dir: Path) -> None:
     """Write the run's state atomically (azc.search.checkpoint)."""
     from azc.search.checkpoint import dumps
+    log = out_dir / LOG
+    run.log_bytes = log.stat().st_size if log.exists() else 0
     _write_atomic(out_dir / CHECKPOINT, dumps(run))
 
 
@@ -334,6 +346,62 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
     """
     _check_evolve_arguments(config, seed, max_individuals, time_limit, checkpoint_every,
                             callback, batch_size, workers, migrate_every, resume)
+    folder = Path(resume) if resume is not None else Path(out_dir) if out_dir is not None \
+        else None
+    if folder is not None and resume is None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise AzcError(f"cannot create the run folder {folder}: "
+                           f"{err.strerror or err}") from None
+    with _RunLock(folder):
+        return _evolve(config, seed, max_individuals, time_limit, out_dir, checkpoint_every,
+                       resume, callback, stream, quiet, batch_size, workers, migrate_every,
+                       dataset, data)
+
+
+class _RunLock:
+    """An exclusive lock on a run folder for the life of a run (`run.lock`, flock: the
+    kernel releases it when the process ends, even by kill -9), so that a second run on
+    the same folder is refused, naming the process that holds it."""
+
+    NAME = "run.lock"
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+        self.fd: int | None = None
+
+    def __enter__(self) -> _RunLock:
+        if self.folder is None or not self.folder.is_dir():
+            return self  # resume of a missing folder: load_checkpoint says so
+        try:
+            import fcntl
+        except ImportError:  # not on Linux or macOS: no lock
+            return self
+        path = self.folder / self.NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise AzcError(f"{self.folder} is in use by a run of {holder}; wait for it to "
+                           f"end, or choose another --out folder") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} on {platform.node()}\n".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the lock; the file may stay
+            self.fd = None
+
+
+def _evolve(config, seed, max_individuals, time_limit, out_dir, checkpoint_every, resume,
+            callback, stream, quiet, batch_size, workers, migrate_every, dataset, data
+            ) -> EvolveResult:
+    """The body of `evolve`, with its arguments checked and the run folder locked."""
     stream = stream or sys.stderr
     out: Path | None
     if resume is not None:
@@ -385,7 +453,9 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
     if resume is None or time_limit is not None:
         run.time_limit = time_limit if time_limit is not None else cfg.time_limit
     limit_individuals, limit_time = run.max_individuals, run.time_limit
-    reporter = _Reporter(stream, out / "log.jsonl" if out else None, callback, quiet)
+    if resume is not None and out is not None:
+        _truncate_log(out / LOG, run.log_bytes)
+    reporter = _Reporter(stream, out / LOG if out else None, callback, quiet)
     if resume is None:
         reporter.message(f"azc evolve {cfg.name}: seed {run.seed}, population "
                          f"{cfg.population_size}, {len(cfg.search_tasks)} search task spec(s)")
