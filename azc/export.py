@@ -297,6 +297,13 @@ def _check_out(out: Path) -> None:
     """Refuse to write into anything but a new or empty folder or an earlier export."""
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} exists and is not a folder")
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ExportError(f"cannot create {out}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(f"cannot write {out}: no permission to write in {parent}")
     if out.is_dir() and any(out.iterdir()):
         manifest = out / rt.MANIFEST
         try:
@@ -383,17 +390,27 @@ def export(program: Program | str | Path, out: str | Path, *, features: int | No
                              seed, llvmlite.__version__, azc.__version__)
         (build / FILES["manifest"]).write_text(json.dumps(manifest, indent=2) + "\n")
         (build / FILES["readme"]).write_text(_readme(manifest))
-        out.mkdir(parents=True, exist_ok=True)
-        for key in FIT_FILES:  # an unfitted export replaces a fitted one
-            stale = out / FILES[key]
-            if stale.exists() and report is None:
-                stale.unlink()
         files = sorted(p.name for p in build.iterdir())
-        for name in files:  # a new file replaces the old by rename: a loaded library stays
-            tmp_file = out / f".{name}.tmp"
-            shutil.copy2(build / name, tmp_file)
-            os.replace(tmp_file, out / name)
+        try:
+            _install(build, out, files, fitted=report is not None)
+        except OSError as err:
+            raise ExportError(f"cannot write the predictor folder {out}: "
+                              f"{err.strerror or err}") from None
     return ExportResult(out, manifest, report.fitness if report else None, files)
+
+
+def _install(build: Path, out: Path, files: list[str], fitted: bool) -> None:
+    """Move the built files into `out`; a new file replaces the old by rename (a loaded
+    library stays valid), and an unfitted export removes a fitted one's state."""
+    out.mkdir(parents=True, exist_ok=True)
+    for key in FIT_FILES:
+        stale = out / FILES[key]
+        if stale.exists() and not fitted:
+            stale.unlink()
+    for name in files:
+        tmp_file = out / f".{name}.tmp"
+        shutil.copy2(build / name, tmp_file)
+        os.replace(tmp_file, out / name)
 
 
 def _save_state(file: Path, state: np.ndarray, seed: int, max_abs_error: float,

@@ -69,6 +69,30 @@ class RecordField(IntEnum):
 _RECORD = RECORD = struct.Struct("<hhhhddd")  # the fields of RecordField, in order
 # Addresses per kind a memory may have: the record's int16 address fields hold 0..32767.
 MAX_ADDRESSES = 1 << 15
+# The largest feature size (64x64 colour images are 12288), and the most bytes one memory
+# (8 x (S + V*F + M*F*F)) may take unless $AZC_MAX_MEMORY says otherwise (bytes, or a
+# number with K, M, G or T).
+MAX_FEATURES = 1 << 16
+MAX_MEMORY_BYTES = 4 << 30
+MAX_MEMORY_VARIABLE = "AZC_MAX_MEMORY"
+
+
+def memory_limit() -> int:
+    """The most bytes a memory may take: $AZC_MAX_MEMORY, else MAX_MEMORY_BYTES."""
+    import os
+    text = os.environ.get(MAX_MEMORY_VARIABLE, "").strip().upper()
+    if not text:
+        return MAX_MEMORY_BYTES
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(text[-1:].rstrip("B"),
+                                                                        1)
+    digits = text.rstrip("B").rstrip("KMGT")
+    try:
+        value = float(digits) * scale
+    except ValueError:
+        raise VerifyError(f"{MAX_MEMORY_VARIABLE}={text!r} is not a size (e.g. 16G)") from None
+    if not math.isfinite(value) or value < 1:
+        raise VerifyError(f"{MAX_MEMORY_VARIABLE}={text!r} is not a size (e.g. 16G)")
+    return int(value)
 _F64 = struct.Struct("<d")
 _RANDOM_IDS = RANDOM_OPS  # (a live group of the table)
 RECORD_SIZE = _RECORD.size  # 32 bytes
@@ -328,6 +352,22 @@ class MemoryConfig:
                                   f"instruction's 16-bit address fields), got {n}")
         if self.features is not None and self.features < 1:
             raise VerifyError(f"the feature size must be at least 1, got {self.features}")
+        if self.features is not None and self.features > MAX_FEATURES:
+            raise VerifyError(f"the feature size is at most {MAX_FEATURES}, got {self.features}")
+        if self.features is not None and self.nbytes > memory_limit():
+            raise VerifyError(
+                f"a memory of {self.scalars} scalars, {self.vectors} vectors and "
+                f"{self.matrices} matrices at F={self.features} takes "
+                f"{self.nbytes / (1 << 30):.3g} GiB, more than the limit of "
+                f"{memory_limit() / (1 << 30):.3g} GiB; use fewer addresses (memory options "
+                f"or the configuration's scalars/vectors/matrices) or a smaller F, or raise "
+                f"the limit with {MAX_MEMORY_VARIABLE} (e.g. {MAX_MEMORY_VARIABLE}=16G)")
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of one memory at its feature size (F = 1 if unknown)."""
+        f = self.features or 1
+        return 8 * (self.scalars + self.vectors * f + self.matrices * f * f)
 
     def size(self, kind: Kind) -> int:
         """Number of addresses of a kind."""

@@ -173,3 +173,38 @@ def test_a_second_run_on_one_folder_is_refused_naming_the_first(tmp_path: Path) 
             evolve(None, resume=out, quiet=True)
     result = evolve(tiny_config(), quiet=True, out_dir=out, max_individuals=500)
     assert result.individuals >= 500  # the lock goes with the run that held it
+
+
+CLI_CASES = [
+    (["export", "linear_sgd", "--features", "4", "-o", "{tmp}/file/sub"],
+     "error: cannot create {tmp}/file/sub: {tmp}/file is not a folder"),
+    (["export", "linear_sgd", "--features", "100000000", "-o", "{tmp}/out"],
+     "error: the feature size is at most 65536, got 100000000"),
+    (["llvm", "linear_sgd", "--features", "1000000000", "--asm"],
+     "error: the feature size is at most 65536, got 1000000000"),
+    (["show", "linear_sgd", "--optimized", "--features", "2000000000000"],
+     "error: the feature size is at most 65536"),
+    (["check", "linear_sgd", "--features", "65536", "--matrices", "20"],
+     "takes 640 GiB, more than the limit of 4 GiB; use fewer addresses"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), CLI_CASES)
+def test_cli_refuses_with_one_line(tmp_path: Path, capsys, argv: list, message: str) -> None:
+    from azc.cli import main
+    (tmp_path / "file").write_text("")
+    code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and message.replace("{tmp}", str(tmp_path)) in err and "\n" not in err
+
+
+def test_the_memory_limit_can_be_raised(monkeypatch) -> None:
+    from azc.errors import VerifyError
+    from azc.ir import MemoryConfig
+    with pytest.raises(VerifyError, match="more than the limit of 4 GiB"):
+        MemoryConfig(2, 1, 1, 32768)
+    monkeypatch.setenv("AZC_MAX_MEMORY", "9G")
+    assert MemoryConfig(2, 1, 1, 32768).nbytes == 8 * (2 + 32768 + 32768 ** 2)
+    monkeypatch.setenv("AZC_MAX_MEMORY", "lots")
+    with pytest.raises(VerifyError, match="AZC_MAX_MEMORY='LOTS' is not a size"):
+        MemoryConfig(2, 1, 1, 4)
