@@ -208,3 +208,23 @@ def test_the_memory_limit_can_be_raised(monkeypatch) -> None:
     monkeypatch.setenv("AZC_MAX_MEMORY", "lots")
     with pytest.raises(VerifyError, match="AZC_MAX_MEMORY='LOTS' is not a size"):
         MemoryConfig(2, 1, 1, 4)
+
+
+@pytest.mark.parametrize(("over", "message"), [
+    ({"num_train_examples": 10**12}, "need 3.73e\\+04 GiB, more than the limit of 4 GiB"),
+    ({"num_tasks": 10**9}, "1000000000 task\\(s\\) of 100 train"),
+    ({"num_train_epochs": 10**9}, "over 1000000000 epoch\\(s\\) need"),
+    ({"features_size": 9223372036854775807}, "features_size is at most 65536"),
+])
+def test_task_sizes_are_refused_before_anything_is_made(over: dict, message: str) -> None:
+    from azc.errors import ConfigError
+    from azc.tasks import TaskSpec
+    spec = {"features_size": 4, "num_train_examples": 100, "num_valid_examples": 10, **over}
+    with pytest.raises(ConfigError, match=message):
+        TaskSpec("scalar_linear_regression", **spec)
+
+
+def test_population_size_has_a_limit() -> None:
+    from azc.errors import ConfigError
+    with pytest.raises(ConfigError, match="population_size: must be at most 1000000"):
+        tiny_config(population_size=10**12)

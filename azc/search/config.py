@@ -136,6 +136,7 @@ def _alias(key: str) -> str:
     return _ALIASES.get(key, key)
 
 
+MAX_POPULATION = 1_000_000  # programs in one population (the paper used 100 to 1000)
 _REQUIRED = ("population_size", "tournament_size", "allowed_mutation_types", "search_tasks")
 
 
@@ -216,7 +217,7 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path | None = N
     cfg = ExperimentConfig(
         name=str(data.get("name", name)), memory=memory, ops=ops,  # type: ignore[arg-type]
         size_init=size_init, size_min=size_min, size_max=size_max,  # type: ignore[arg-type]
-        population_size=get.integer("population_size", lo=2),
+        population_size=get.integer("population_size", lo=2, hi=MAX_POPULATION),
         tournament_size=get.integer("tournament_size", lo=1),
         initial_population=initial, mutation_types=types,
         search_tasks=tuple(search), select_tasks=tuple(select), final_tasks=tuple(final),

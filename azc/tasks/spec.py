@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from azc.errors import ConfigError, DataError
+from azc.ir import MAX_FEATURES, MAX_MEMORY_VARIABLE, memory_limit
 from azc.tasks import generators as gen
 from azc.tasks import projected as proj
 from azc.tasks.datasets import Dataset, load_dataset
@@ -156,11 +157,29 @@ class TaskSpec:
             if getattr(self, key) is not None:
                 _require_positive(key, getattr(self, key))
         self._check_eval_type()
+        self._check_size()
         if kind == "scalar_2layer_nn_regression" and (self.features_size or 0) < 3:
             raise ConfigError(f"scalar_2layer_nn_regression needs features_size >= 3 (its "
                               f"teacher zeroes units 0 and 2), got {self.features_size}")
         if not math.isfinite(self.increment):
             raise ConfigError(f"increment must be a finite number, got {self.increment}")
+
+    def _check_size(self) -> None:
+        """Refuse specs whose data would not fit in memory, before anything is generated."""
+        f, n, nv = self.features_size, self.num_train_examples, self.num_valid_examples
+        if f is not None and f > MAX_FEATURES:
+            raise ConfigError(f"{self.type}: features_size is at most {MAX_FEATURES}, got {f}")
+        if f is None or n is None or nv is None:
+            return  # a dataset: its file's size is checked when it is read
+        per_task = 8 * ((n + nv) * f + self.num_train_epochs * n)
+        need = per_task * self.num_tasks
+        if need > memory_limit():
+            raise ConfigError(
+                f"{self.type}: {self.num_tasks} task(s) of {n} train and {nv} valid examples "
+                f"of {f} features over {self.num_train_epochs} epoch(s) need "
+                f"{need / (1 << 30):.3g} GiB, more than the limit of "
+                f"{memory_limit() / (1 << 30):.3g} GiB; use fewer or smaller tasks, or raise "
+                f"the limit with {MAX_MEMORY_VARIABLE} (e.g. {MAX_MEMORY_VARIABLE}=16G)")
 
     def _check_eval_type(self) -> None:
         """Fill in or check the eval type against the type's allowed one."""
