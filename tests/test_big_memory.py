@@ -284,3 +284,22 @@ def test_a_failed_allocation_raises_memory_error(tmp_path: Path) -> None:
         assert it.run_batch([prog], [t], seeds)[0, 0, 0] == before
         print("DONE")
     """, tmp_path)
+
+
+def test_native_interpreter_takes_the_largest_memory() -> None:
+    """MAX_ADDRESSES addresses per kind: the last address works natively as in the reference."""
+    import numpy as np
+
+    from azc.backend.native import interpreter
+    from azc.frontend import parse
+    from azc.interp import evaluate_task
+    from azc.ir import MAX_ADDRESSES, MemoryConfig
+    from azc.tasks import load_tasks
+    a = MAX_ADDRESSES - 1
+    p = parse(f"def Setup():\n  s{a} = 0.1\n  v{a} = gaussian(0.0, 0.5)\ndef Predict():\n"
+              f"  s1 = dot(v{a}, v0)\n  s1 = s1 * s{a}\ndef Learn():\n  s{a - 1} = s0 - s1\n"
+              f"  v{a - 1} = s{a - 1} * v0\n  v{a} = v{a} + v{a - 1}\n")
+    mem = MemoryConfig(MAX_ADDRESSES, MAX_ADDRESSES, 0)
+    tasks = load_tasks("linear")[:2]
+    out = interpreter(mem, 4).run_batch([p], tasks, np.array([5], dtype=np.uint64))
+    assert out[0, :, 0].tolist() == [evaluate_task(p, t, mem, seed=5).fitness for t in tasks]

@@ -39,7 +39,7 @@ from azc.backend.jit import (
 from azc.backend.native_dce import dce_module, mask_words
 from azc.errors import JitError
 from azc.interp import DEFAULT_MAX_ABS_ERROR
-from azc.ir import Component, Instr, MemoryConfig, Program
+from azc.ir import MAX_ADDRESSES, Component, Instr, MemoryConfig, Program
 from azc.ops import Op, on_change
 from azc.results import TaskResult
 from azc.tasks.task import Task
@@ -79,8 +79,9 @@ class NativeInterpreter:
     def __init__(self, memory: MemoryConfig, features: int, compiler: Compiler | None = None):
         self.memory = memory
         self.features = features
-        if max(memory.scalars, memory.vectors, memory.matrices) > 32767:
-            raise JitError("the native interpreter supports at most 32767 addresses per kind")
+        if max(memory.scalars, memory.vectors, memory.matrices) > MAX_ADDRESSES:
+            raise JitError(f"the native interpreter supports at most {MAX_ADDRESSES} addresses "
+                           f"per kind")
         compiler = compiler or default_compiler()
         name = (f"azc_interp_s{memory.scalars}_v{memory.vectors}_m{memory.matrices}"
                 f"_f{features}")  # unique per layout: engines resolve symbols by name
