@@ -31,25 +31,30 @@ int main(int argc, char **argv) {
             perror(argv[1]);
             return 1;
         }
-        if (fread(m, 1, size, f) != size || m->magic != AZC_MODEL_MAGIC ||
+        if (fread(m, 1, size, f) != size || fgetc(f) != EOF || m->magic != AZC_MODEL_MAGIC ||
             m->abi_version != AZC_MODEL_ABI_VERSION) {
-            fprintf(stderr, "%s: not a state of this model (%zu bytes expected)\n", argv[1],
-                    size);
+            fprintf(stderr, "%s: not a state of this model (exactly %zu bytes expected)\n",
+                    argv[1], size);
             return 1;
         }
         fclose(f);
     }
-    for (;;) {
+    for (long long row = 1;; row++) {
         int64_t j = 0;
-        while (j < features && scanf("%lf", &x[j]) == 1) {
+        int got = 1;
+        while (j < features && (got = scanf("%lf", &x[j])) == 1) {
             j++;
+        }
+        if (got == 0) {
+            fprintf(stderr, "row %lld: number %lld is not a number\n", row, (long long)j + 1);
+            return 1;
         }
         if (j == 0) {
             break;
         }
         if (j < features) {
-            fprintf(stderr, "a row needs %lld numbers, got %lld\n", (long long)features,
-                    (long long)j);
+            fprintf(stderr, "row %lld needs %lld numbers, got %lld\n", row,
+                    (long long)features, (long long)j);
             return 1;
         }
         double s1, p;
