@@ -300,9 +300,9 @@ def test_generic_target_and_a_c_program_give_the_same_numbers(tmp_path: Path,
     printed = np.array([float(line) for line in run.stdout.split()])
     assert same(printed, rt.load(linear_export).predict(rows))
     # what it refuses: text that is not numbers, short rows, a state of another size
-    for given, message in (("1 2 x 4\n", "row 1: number 3 is not a number"),
+    for rows_text, message in (("1 2 x 4\n", "row 1: number 3 is not a number"),
                            (text + "1 2\n", f"row {len(rows) + 1} needs 4 numbers, got 2")):
-        bad = subprocess.run([str(predict)], input=given, capture_output=True, text=True,
+        bad = subprocess.run([str(predict)], input=rows_text, capture_output=True, text=True,
                              timeout=60)
         assert bad.returncode == 1 and message in bad.stderr, bad.stderr
     longer = tmp_path / "longer.bin"
