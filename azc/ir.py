@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
 
+import numpy as np
+
 from azc.errors import VerifyError
-from azc.ops import NO_OP, OPS, RANDOM_OPS, Const, Kind, Op, as_float32
+from azc.ops import NO_OP, OPS, RANDOM_OPS, Const, Kind, Op, OpColumn, as_float32
 
 
 class Component(IntEnum):
@@ -381,7 +383,11 @@ class MemoryConfig:
     def fitting(program: Program, features: int | None = None) -> MemoryConfig:
         """The smallest memory that holds every address the program uses."""
         top = [2, 1, 0]
-        for _, _, ins in program.instructions():
+        for comp, i, ins in program.instructions():
+            if not 0 <= ins.op < len(OPS):
+                raise VerifyError(f"op id {ins.op} is not an op (valid ids are "
+                                  f"0..{len(OPS) - 1})", component=comp.title, index=i,
+                                  field="op")
             out = ins.output()
             for kind, addr in ins.inputs() + ([out] if out is not None else []):
                 top[kind] = max(top[kind], addr + 1)
@@ -424,6 +430,55 @@ def check_instr(ins: Instr, memory: MemoryConfig) -> tuple[str, str] | None:
             return (f"element index {int(idx)} is out of range for feature size "
                     f"F={memory.features} (0..{memory.features - 1})", f"c{i}")
     return None
+
+
+# check_instr's facts per op id, as columns for checking many encoded records at once:
+# the kind of out / in1 / in2 (-1: not an address) and which constants are element indices.
+_FIELD_KINDS = OpColumn(lambda o: (
+    int(o.out) if o.out is not None else -1,
+    *(int(k) for k in o.ins), *([-1] * (2 - len(o.ins))),
+    *(ck is Const.INDEX for ck in o.consts), *([False] * (3 - len(o.consts)))))
+RECORD_DTYPE = np.dtype([("op", "<i2"), ("out", "<i2"), ("in1", "<i2"), ("in2", "<i2"),
+                         ("c0", "<f8"), ("c1", "<f8"), ("c2", "<f8")])
+assert RECORD_DTYPE.itemsize == RECORD_SIZE
+
+
+def bad_records(code: np.ndarray, memory: MemoryConfig) -> np.ndarray:
+    """Positions of the records in `code` (uint8, whole 32-byte records) that do not fit
+    the memory: the check of `check_instr`, vectorized, for the boundary to native code."""
+    n = len(code) // RECORD_SIZE
+    words = np.frombuffer(code, dtype="<i2", count=n * 16).reshape(n, 16)[:, :4]
+    ids = words[:, 0]
+    kinds, index_consts = _record_tables()
+    bad = (ids < 0) | (ids >= len(kinds))
+    ids = np.where(bad, 0, ids)
+    limit = np.array([memory.scalars, memory.vectors, memory.matrices, 1 << 15], dtype=np.int32)
+    bad |= ((words[:, 1:] >= limit[kinds[ids]]) | (words[:, 1:] < 0)).any(axis=1)
+    uses = index_consts[ids]  # (n, 3): which constants are element indices
+    rows = np.flatnonzero(uses.any(axis=1))
+    if len(rows):
+        consts = np.frombuffer(code, dtype="<f8", count=n * 4).reshape(n, 4)[rows, 1:]
+        top = memory.features if memory.features is not None else np.inf
+        with np.errstate(invalid="ignore"):
+            ok = (consts >= 0) & (consts < top) & (np.floor(consts) == consts)
+        bad[rows] |= (uses[rows] & ~ok).any(axis=1)
+    return np.flatnonzero(bad)
+
+
+_TABLES: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _record_tables() -> tuple[np.ndarray, np.ndarray]:
+    """`_FIELD_KINDS` as arrays: the kinds of out/in1/in2 (ops, 3; 3 = not an address)
+    and the element-index constants (ops, 3), rebuilt when the op table changes."""
+    key = tuple(_FIELD_KINDS)
+    got = _TABLES.get(key)
+    if got is None:
+        facts = np.array(_FIELD_KINDS, dtype=np.int64).reshape(-1, 6)
+        _TABLES.clear()
+        got = _TABLES[key] = (np.where(facts[:, :3] < 0, 3, facts[:, :3]).astype(np.intp),
+                              facts[:, 3:].astype(bool))
+    return got
 
 
 def verify(program: Program, memory: MemoryConfig,

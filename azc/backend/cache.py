@@ -38,7 +38,7 @@ from pathlib import Path
 from azc.backend.jit import Compiler, Engine, Kernel
 from azc.errors import JitError
 from azc.interp import DEFAULT_MAX_ABS_ERROR
-from azc.ir import MemoryConfig, Program, structural_hash
+from azc.ir import MemoryConfig, Program, structural_hash, verify
 from azc.ops import Op, on_change
 from azc.results import TaskResult
 from azc.tasks.task import Task
@@ -409,6 +409,7 @@ def evaluate_tasks(program: Program, tasks: Sequence[Task], memory: MemoryConfig
     for i, t in enumerate(tasks):
         by_f.setdefault(t.features, []).append(i)
     for F, idx in by_f.items():
+        verify(program, MemoryConfig.fitting(program, F))  # element indices against F
         kernel = cache.kernel(program, F)
         out = kernel.run([tasks[i] for i in idx], seed=seed, max_abs_error=max_abs_error,
                          num_train=num_train, record=record, record_errors=record_errors)

@@ -37,9 +37,9 @@ from azc.backend.jit import (
     memory_on_heap,
 )
 from azc.backend.native_dce import dce_module, mask_words
-from azc.errors import JitError
+from azc.errors import JitError, VerifyError
 from azc.interp import DEFAULT_MAX_ABS_ERROR
-from azc.ir import MAX_ADDRESSES, Component, Instr, MemoryConfig, Program
+from azc.ir import MAX_ADDRESSES, Component, Instr, MemoryConfig, Program, bad_records, verify
 from azc.ops import Op, on_change
 from azc.results import TaskResult
 from azc.tasks.task import Task
@@ -103,6 +103,7 @@ class NativeInterpreter:
             num_valid: int | None = None, record: bool = False,
             record_errors: bool = False) -> list[TaskResult]:
         """One program on tasks, with TaskResults like the other backends."""
+        self.check(program)
         enc = Encoded.of([program])
         batch = TaskBatch.of(tasks, self.features)
         shim: Any = _InterpKernel(self, enc)  # quacks like a Kernel for TaskBatch.run
@@ -111,15 +112,24 @@ class NativeInterpreter:
     def run_batch(self, programs: Sequence[Program] | Encoded, tasks: Sequence[Task] | TaskBatch,
                   seeds: np.ndarray, max_abs_error: float = DEFAULT_MAX_ABS_ERROR,
                   num_train: int | None = None, num_valid: int | None = None,
-                  errors: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                  errors: tuple[np.ndarray, np.ndarray] | None = None,
+                  trusted: bool = False) -> np.ndarray:
         """Many programs on the same tasks: outputs (n, tasks, OUT_WIDTH).
 
         With `errors` = (train, valid) float64 arrays of shape (n, tasks, k),
         the per-example absolute errors of the first epoch are recorded there
         (k at least the requested train / valid counts).  `tasks` may be a
         TaskBatch built once by the caller (saves rebuilding its descriptor).
+
+        Every record of the programs is checked against the memory and F first
+        (`azc.ir.bad_records`: ops, addresses, element indices), so that native
+        code never reads or writes outside its memory; `trusted` skips the check
+        for a caller whose programs are valid by construction (the search's
+        evaluator: children of the verified generator and mutator).
         """
         enc = programs if isinstance(programs, Encoded) else Encoded.of(programs)
+        if not trusted:
+            self._check_records(programs, enc)
         n = len(enc.progs)
         batch = tasks if isinstance(tasks, TaskBatch) else TaskBatch.of(tasks, self.features)
         if batch.features != self.features:
@@ -154,6 +164,19 @@ class NativeInterpreter:
         if self.on_heap:
             check_outputs(out)
         return out
+
+
+    def _check_records(self, programs: Sequence[Program] | Encoded, enc: Encoded) -> None:
+        """VerifyError unless every record fits this interpreter's memory and F."""
+        memory = self.memory.with_features(self.features)
+        bad = bad_records(enc.code, memory)
+        if not len(bad):
+            return
+        if not isinstance(programs, Encoded):
+            for program in programs:  # the first offender, with verify's located message
+                verify(program, memory)
+        raise VerifyError(f"instruction record {int(bad[0])} of the encoded programs does not "
+                          f"fit the memory ({memory})")
 
 
 class _InterpKernel:
@@ -224,12 +247,21 @@ class NativeDCE:
                        tidx.ctypes.data, nreq.ctypes.data, fps.ctypes.data)
         return fps
 
-    def run(self, enc: Encoded) -> tuple[Encoded, np.ndarray]:
+    def run(self, enc: Encoded, trusted: bool = False) -> tuple[Encoded, np.ndarray]:
         """(live programs, hashes): the compacted programs and two 64-bit hashes each.
 
         The result's descriptors hold the number of live random ops
         (`ProgSlot.LIVE_RANDOM`) and of live instructions (`ProgSlot.LIVE_INSTRS`).
+        Unless `trusted`, the records are checked first (ops, and addresses within
+        the `words` * 64 per kind its masks hold).
         """
+        if not trusted:
+            top = 64 * self.words
+            bad = bad_records(enc.code, MemoryConfig(top, top, top))
+            if len(bad):
+                raise VerifyError(f"instruction record {int(bad[0])} of the encoded programs "
+                                  f"is not an instruction of a memory of at most {top} "
+                                  f"addresses per kind")
         n = len(enc.progs)
         out_code = np.empty_like(enc.code)
         out_progs = np.zeros_like(enc.progs)

@@ -42,7 +42,7 @@ import numpy as np
 
 from azc.errors import AzcError, CheckpointError
 from azc.frontend import run_header
-from azc.ir import MemoryConfig, Program
+from azc.ir import MemoryConfig, Program, verify
 from azc.passes import optimize
 from azc.printer import format_program
 from azc.results import combine
@@ -99,6 +99,7 @@ def evaluate_candidate(program: Program, tasks: list[Task], memory: MemoryConfig
         by_f.setdefault(t.features, []).append(t)
     live = optimize(program)
     for f, group in by_f.items():
+        verify(program, memory.with_features(f))  # before native code runs it
         enc = Encoded.of([live])
         examples = sum(t.max_train_steps + t.num_valid for t in group)
         batch = TaskBatch(group, f)  # not TaskBatch.of: its cache would keep the tasks alive
