@@ -15,7 +15,7 @@ from pathlib import Path
 from azc.errors import AzcError
 
 MiB = 1 << 20
-MAX_PROGRAM_BYTES = 8 * MiB   # a .az program (about 400,000 instructions)
+MAX_PROGRAM_BYTES = 1 * MiB   # a .az program (3 x MAX_INSTRUCTIONS fit in a third of it)
 MAX_CONFIG_BYTES = 4 * MiB    # an experiment configuration or a task file (TOML)
 
 

@@ -23,6 +23,7 @@ from azc.errors import AzcError, ParseError, Span, VerifyError
 from azc.files import MAX_PROGRAM_BYTES, read_text
 from azc.ir import (
     MAX_ADDRESSES,
+    MAX_INSTRUCTIONS,
     NOOP,
     Component,
     Instr,
@@ -314,6 +315,11 @@ def parse_with_source(text: str, filename: str = "<text>", memory: MemoryConfig 
                              src.at(line))
         if line.data == "pass_":
             continue
+        if len(parts[current]) >= MAX_INSTRUCTIONS:
+            raise VerifyError(f"{current.title} has more than {MAX_INSTRUCTIONS} instructions "
+                              f"(the most a component function may have)",
+                              component=current.title, index=len(parts[current]),
+                              span=src.at(line))
         if line.data == "noop":
             parts[current].append(NOOP)
             places[current].append({"op": line})

@@ -75,6 +75,9 @@ MAX_ADDRESSES = 1 << 15
 # (8 x (S + V*F + M*F*F)) may take unless $AZC_MAX_MEMORY says otherwise (bytes, or a
 # number with K, M, G or T).
 MAX_FEATURES = 1 << 16
+# The most instructions a component function may have (the original: 1000 in Predict and
+# Learn; evolved programs have tens).
+MAX_INSTRUCTIONS = 10_000
 MAX_MEMORY_BYTES = 4 << 30
 MAX_MEMORY_VARIABLE = "AZC_MAX_MEMORY"
 

@@ -228,3 +228,14 @@ def test_population_size_has_a_limit() -> None:
     from azc.errors import ConfigError
     with pytest.raises(ConfigError, match="population_size: must be at most 1000000"):
         tiny_config(population_size=10**12)
+    with pytest.raises(ConfigError, match="learn_size_max: must be at most 10000"):
+        tiny_config(learn_size_max=10**9)
+
+
+def test_a_component_has_at_most_10000_instructions(tmp_path: Path, capsys) -> None:
+    from azc.cli import main
+    path = tmp_path / "long.az"
+    path.write_text("def Setup():\n" + "  s2 = s1 + s3\n" * 10_001 + "def Predict():\n  pass\n")
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:10002:3: error: Setup has more than 10000 instructions" in err

@@ -47,7 +47,7 @@ from typing import Any
 
 from azc.errors import AzcError, ConfigError
 from azc.files import MAX_CONFIG_BYTES, read_text, regular_file
-from azc.ir import MAX_ADDRESSES, Component, MemoryConfig
+from azc.ir import MAX_ADDRESSES, MAX_INSTRUCTIONS, Component, MemoryConfig
 from azc.ops import OPS, op_by_name
 from azc.resources import config_dir
 from azc.search.fec import FEC_MAX_EXAMPLES, FecConfig
@@ -184,9 +184,11 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path | None = N
     get = _Getter(data, source)
     memory = _memory(get)
     ops = tuple(get.ops(f"{c.attr}_ops") for c in Component)
-    size_init = tuple(get.integer(f"{c.attr}_size_init", 0, lo=0) for c in Component)
-    size_min = tuple(get.integer(f"{c.attr}_size_min", 0, lo=0) for c in Component)
-    size_max = tuple(get.integer(f"{c.attr}_size_max", 0, lo=0) or UNLIMITED for c in Component)
+    most = MAX_INSTRUCTIONS
+    size_init = tuple(get.integer(f"{c.attr}_size_init", 0, lo=0, hi=most) for c in Component)
+    size_min = tuple(get.integer(f"{c.attr}_size_min", 0, lo=0, hi=most) for c in Component)
+    size_max = tuple(get.integer(f"{c.attr}_size_max", 0, lo=0, hi=most) or UNLIMITED
+                     for c in Component)
     search = parse_task_list(data["search_tasks"], source, base, key="search_tasks")
     select = (parse_task_list(data["select_tasks"], source, base, key="select_tasks")
               if "select_tasks" in data else search)

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from azc.errors import ConfigError
-from azc.ir import NOOP, RECORD, Component, Instr, MemoryConfig
+from azc.ir import MAX_INSTRUCTIONS, NOOP, RECORD, Component, Instr, MemoryConfig
 from azc.ops import OPS, Kind, Op
 from azc.search.random import SearchRandom
 
-UNLIMITED = 1 << 30
+UNLIMITED = MAX_INSTRUCTIONS  # no *_size_max given: the most a component may have
 _POOL = 2048
 _DTYPE = np.dtype([("op", "<i2"), ("out", "<i2"), ("in1", "<i2"), ("in2", "<i2"),
                    ("c0", "<f8"), ("c1", "<f8"), ("c2", "<f8")])
