@@ -121,6 +121,23 @@ class DataConversionWarning(UserWarning):
     """Input was converted (a column-vector y raveled)."""
 
 
+def conversion_warning(message: str) -> DataConversionWarning:
+    """A DataConversionWarning; also scikit-learn's when the process uses sklearn."""
+    sk = sys.modules.get("sklearn.exceptions")
+    base = getattr(sk, "DataConversionWarning", None)
+    if base is None:
+        return DataConversionWarning(message)
+    cls = _CONVERSION.get(base)
+    if cls is None:
+        cls = type("DataConversionWarning", (DataConversionWarning, base),
+                   {"__module__": __name__})
+        _CONVERSION[base] = cls
+    return cls(message)
+
+
+_CONVERSION: dict[type, type] = {}
+
+
 class TrainingStoppedWarning(UserWarning):
     """Training stopped early: an error was NaN or above max_abs_error."""
 
@@ -399,7 +416,7 @@ def check_y(y: Any, n: int, name: str) -> np.ndarray:
     if np.iscomplexobj(arr):
         raise InputError("Complex data not supported")
     if arr.ndim == 2 and arr.shape[1] == 1:
-        warnings.warn(DataConversionWarning(
+        warnings.warn(conversion_warning(
             "A column-vector y was passed when a 1d array was expected. Please change the "
             "shape of y to (n_samples,), for example using ravel()."), stacklevel=3)
         arr = arr.ravel()
