@@ -155,11 +155,13 @@ def test_the_log_of_a_resumed_run_reads_as_one_run(tmp_path: Path) -> None:
     evolve(tiny_config(), seed=3, quiet=True, out_dir=out, callback=stop)
     with (out / "log.jsonl").open("a") as f:  # what a run killed later had written
         f.write(json.dumps({"event": "progress", "individuals": 10**9}) + "\n")
+    (out / "checkpoint.ckpt.x1y2.tmp").write_bytes(b"\0" * 1000)  # a write cut short
     evolve(None, resume=out, quiet=True)
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     seen = [r["individuals"] for r in records if r["event"] == "progress"]
     assert seen == sorted(seen) and 10**9 not in seen and len(seen) > 3
     assert sum(r["event"] == "experiment" for r in records) == 1  # one candidate, one run
+    assert not list(out.glob("*.tmp"))
 
 
 def test_a_second_run_on_one_folder_is_refused_naming_the_first(tmp_path: Path) -> None:

@@ -456,6 +456,8 @@ def _evolve(config, seed, max_individuals, time_limit, out_dir, checkpoint_every
     limit_individuals, limit_time = run.max_individuals, run.time_limit
     if resume is not None and out is not None:
         _truncate_log(out / LOG, run.log_bytes)
+        for stale in out.glob(f"{CHECKPOINT}*.tmp"):  # a write cut short by kill -9
+            stale.unlink(missing_ok=True)
     reporter = _Reporter(stream, out / LOG if out else None, callback, quiet)
     if resume is None:
         reporter.message(f"azc evolve {cfg.name}: seed {run.seed}, population "
