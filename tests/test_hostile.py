@@ -241,3 +241,57 @@ def test_a_component_has_at_most_10000_instructions(tmp_path: Path, capsys) -> N
     assert main(["check", str(path)]) == 1
     err = capsys.readouterr().err
     assert f"{path}:10002:3: error: Setup has more than 10000 instructions" in err
+
+
+def _tiny_toml(tmp_path: Path) -> Path:
+    """The shipped linear configuration, small enough for a test run of a few seconds."""
+    from azc.resources import config_dir
+    text = (config_dir() / "linear.toml").read_text()
+    for old, new in (("population_size = 1000", "population_size = 100"),
+                     ("max_train_steps = 100000000", "max_train_steps = 20000000"),
+                     ("progress_every = 10000", "progress_every = 1000\nbatch_size = 10"),
+                     ("num_train_examples = 10000", "num_train_examples = 200"),
+                     ("num_tasks = 100", "num_tasks = 5")):
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path / "tiny.toml"
+    path.write_text(text)
+    return path
+
+
+def test_kill_9_then_resume_ends_as_an_uninterrupted_run(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+    import time
+    config = _tiny_toml(tmp_path)
+    root = Path(__file__).parent.parent
+    cli = [sys.executable, "-m", "azc.cli", "evolve", str(config), "--seed", "3",
+           "--workers", "1", "-q"]
+    full = subprocess.run([*cli, "--out", str(tmp_path / "full")], cwd=root,
+                          capture_output=True, text=True, timeout=300)
+    assert full.returncode == 0, full.stderr
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*cli, "--out", str(out), "--checkpoint-every", "0.3"], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.ckpt").exists():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.kill()
+    proc.wait(timeout=30)
+    if (out / "result.json").exists():
+        pytest.skip("the run finished before it could be killed")
+    resumed = subprocess.run([sys.executable, "-m", "azc.cli", "evolve", "--resume", str(out),
+                              "-q"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    a = json.loads((tmp_path / "full" / "result.json").read_text())
+    b = json.loads((out / "result.json").read_text())
+    for key in ("final_fitness", "select_fitness", "individuals", "train_steps"):
+        assert a[key] == b[key], key
+    assert (tmp_path / "full" / "best.az").read_text() == (out / "best.az").read_text()
+    seen = [json.loads(line).get("individuals") for line in
+            (out / "log.jsonl").read_text().splitlines()
+            if json.loads(line)["event"] == "progress"]
+    assert seen == sorted(seen)
