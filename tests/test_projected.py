@@ -244,3 +244,71 @@ def test_real_fashion_mnist_tasks() -> None:
         np.testing.assert_allclose(task.train_x, (picked - picked.mean(0)) / picked.std(0),
                                    atol=1e-5)
         assert task.train_y.tolist() == y[pool][train].tolist()
+
+
+# ---------------------------------------------------------------- every dataset, end to end
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist", "cifar10-bin", "cifar10-py"])
+def test_projected_tasks_from_every_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           dataset: str) -> None:
+    """Small files in each official format (40 images per class, the split scaled down),
+    read from disk, projected, and run by linear_sgd and the tuned baselines."""
+    from azc import evaluate
+    from azc.baselines import tune_baselines
+    from azc.frontend import parse_file
+    from azc.resources import example_file
+    from tests.test_baselines import small_config
+    from tests.test_images import cifar_pickle, idx_bytes, write_tar
+    monkeypatch.setattr(proj, "PER_CLASS", 40)
+    monkeypatch.setattr(proj, "FILE_TRAIN", 60)
+    monkeypatch.setattr(proj, "FILE_VALID", 10)
+    monkeypatch.setattr(proj, "FILE_TEST", 10)
+    monkeypatch.setattr(proj, "_pixels", {})
+    monkeypatch.setattr(proj, "_projections", type(proj._projections)())
+    rng = np.random.default_rng(0)
+    labels = rng.permutation(np.repeat(np.arange(10), 45)).astype(np.uint8)
+    name = dataset.split("-")[0]
+    if name == "cifar10":
+        x = rng.integers(0, 256, (labels.size, 3072), dtype=np.uint8)
+        x[:, :64] = labels[:, None] * 20  # a learnable signal
+        folder = tmp_path / "cifar-10-batches"
+        folder.mkdir()
+        chunks = np.array_split(np.arange(labels.size), 5)
+        for i, rows in enumerate(chunks, start=1):
+            if dataset.endswith("bin"):
+                rec = np.concatenate([labels[rows, None], x[rows]], axis=1)
+                (folder / f"data_batch_{i}.bin").write_bytes(rec.tobytes())
+            else:
+                (folder / f"data_batch_{i}").write_bytes(
+                    cifar_pickle(x[rows], [int(v) for v in labels[rows]]))
+        test_name = "test_batch.bin" if dataset.endswith("bin") else "test_batch"
+        (folder / test_name).write_bytes(
+            np.concatenate([labels[:5, None], x[:5]], axis=1).tobytes()
+            if dataset.endswith("bin") else cifar_pickle(x[:5], [int(v) for v in labels[:5]]))
+        where = folder
+    else:
+        x = rng.integers(0, 256, (labels.size, 28, 28), dtype=np.uint8)
+        x[:, :4, :] = labels[:, None, None] * 20
+        members = {}
+        for split, (xs, ys) in {"train": (x, labels), "test": (x[:5], labels[:5])}.items():
+            prefix = "train" if split == "train" else "t10k"
+            members[f"package/data/{prefix}-images-idx3-ubyte"] = idx_bytes(xs)
+            members[f"package/data/{prefix}-labels-idx1-ubyte"] = idx_bytes(ys)
+        where = write_tar(tmp_path / f"{name}.tgz", members)
+    spec = TaskSpec("projected_binary_classification", features_size=8,
+                    num_train_examples=60, num_valid_examples=10, num_tasks=3,
+                    dataset_name=name, path=where, held_out_pairs=HELD_OUT_PAIRS,
+                    max_supported_data_seed=100)
+    tasks = build_tasks([spec])
+    assert all(t.num_train == 60 and t.features == 8 for t in tasks)
+    assert all(t.train_y.sum() == 30 for t in tasks)
+    fit = evaluate(parse_file(example_file("linear_sgd")), tasks).fitness
+    assert 0.5 < fit <= 1.0
+    cfg, _ = small_config(tmp_path)
+    from dataclasses import replace
+    cfg = replace(cfg, select_tasks=(spec,), final_tasks=(spec,),
+                  search_tasks=(replace(spec, num_tasks=2),))
+    monkeypatch.setattr("azc.baselines.LEARNING_RATES", (0.01, 0.1))
+    monkeypatch.setattr("azc.baselines.INIT_SCALES", (0.1,))
+    tuned = tune_baselines(cfg)
+    assert all(0.5 < b.final.fitness <= 1.0 for b in tuned)
