@@ -103,18 +103,7 @@ class NotFittedError(PredictorError, ValueError, AttributeError):
 def not_fitted(message: str) -> NotFittedError:
     """A NotFittedError; also scikit-learn's NotFittedError when the process uses sklearn
     (which its checks and `check_is_fitted` callers expect)."""
-    sk = sys.modules.get("sklearn.exceptions")
-    base = getattr(sk, "NotFittedError", None)
-    if base is None:
-        return NotFittedError(message)
-    cls = _NOT_FITTED.get(base)
-    if cls is None:
-        cls = type("NotFittedError", (NotFittedError, base), {"__module__": __name__})
-        _NOT_FITTED[base] = cls
-    return cls(message)
-
-
-_NOT_FITTED: dict[type, type] = {}
+    return _also_sklearns(NotFittedError, message)
 
 
 class DataConversionWarning(UserWarning):
@@ -123,19 +112,22 @@ class DataConversionWarning(UserWarning):
 
 def conversion_warning(message: str) -> DataConversionWarning:
     """A DataConversionWarning; also scikit-learn's when the process uses sklearn."""
-    sk = sys.modules.get("sklearn.exceptions")
-    base = getattr(sk, "DataConversionWarning", None)
+    return _also_sklearns(DataConversionWarning, message)
+
+
+def _also_sklearns(cls: type, message: str) -> Any:
+    """An instance of `cls`, which is also an instance of scikit-learn's class of the same
+    name when sklearn is loaded (azc does not import it)."""
+    base = getattr(sys.modules.get("sklearn.exceptions"), cls.__name__, None)
     if base is None:
-        return DataConversionWarning(message)
-    cls = _CONVERSION.get(base)
-    if cls is None:
-        cls = type("DataConversionWarning", (DataConversionWarning, base),
-                   {"__module__": __name__})
-        _CONVERSION[base] = cls
-    return cls(message)
+        return cls(message)
+    both = _BOTH.get((cls, base))
+    if both is None:
+        both = _BOTH[cls, base] = type(cls.__name__, (cls, base), {"__module__": __name__})
+    return both(message)
 
 
-_CONVERSION: dict[type, type] = {}
+_BOTH: dict[tuple[type, type], type] = {}
 
 
 class TrainingStoppedWarning(UserWarning):

@@ -53,10 +53,15 @@ def test_head_tasks_rule() -> None:
     assert HurdleConfig(percentile=50).value(np.array([0.1, 0.1, 0.1, 0.2, 0.3])) == 0.2
 
 
+def inputs(seeds: str = "distinct") -> tuple[list, list, np.ndarray]:
+    """(4 demo tasks, 40 programs, their seeds: distinct or all zero)."""
+    n = 40
+    return (load_tasks("demo_search")[:4], programs(n),
+            np.arange(n, dtype=np.uint64) if seeds == "distinct" else np.zeros(n, np.uint64))
+
+
 def test_no_hurdle_and_low_hurdle_change_nothing(fec: FecConfig | None) -> None:
-    tasks = load_tasks("demo_search")[:4]
-    progs = programs(40)
-    seeds = np.arange(40, dtype=np.uint64)
+    tasks, progs, seeds = inputs()
     plain = SearchEvaluator(tasks, MEM, fec=fec).evaluate_tasks(progs, seeds)
     ev = SearchEvaluator(tasks, MEM, fec=fec, head_tasks=1)
     assert np.array_equal(ev.evaluate_tasks(progs, seeds), plain)
@@ -66,9 +71,7 @@ def test_no_hurdle_and_low_hurdle_change_nothing(fec: FecConfig | None) -> None:
 
 
 def test_stopped_children_score_zero_on_the_rest(fec: FecConfig | None) -> None:
-    tasks = load_tasks("demo_search")[:4]
-    progs = programs(40)
-    seeds = np.arange(40, dtype=np.uint64)
+    tasks, progs, seeds = inputs()
     truth = np.array([[evaluate_task(p, t, MEM, seed=i).fitness for t in tasks]
                       for i, p in enumerate(progs)])
     ev = SearchEvaluator(tasks, MEM, fec=fec, head_tasks=2)
@@ -90,9 +93,7 @@ def test_stopped_children_score_zero_on_the_rest(fec: FecConfig | None) -> None:
 
 def test_caches_learn_nothing_of_skipped_tasks(fec: FecConfig | None) -> None:
     """A child stopped once and met again under a low hurdle gets its true fitness."""
-    tasks = load_tasks("demo_search")[:4]
-    progs = programs(40)
-    seeds = np.zeros(40, dtype=np.uint64)
+    tasks, progs, seeds = inputs("zero")
     plain = SearchEvaluator(tasks, MEM, fec=fec).evaluate_tasks(progs, seeds)
     ev = SearchEvaluator(tasks, MEM, fec=fec, head_tasks=2)
     ev.evaluate_tasks(progs, seeds, hurdle=2.0)  # everyone stopped

@@ -338,32 +338,33 @@ def _memory(get: _Getter) -> MemoryConfig:
 
 
 def _fec(get: _Getter) -> FecConfig | None:
-    table = get.value("fec", None, dict)
-    if table is None:
+    sub = _section(get, "fec", ("num_train_examples", "num_valid_examples", "cache_size",
+                                "forget_every"))
+    if sub is None:
         return None
-    valid = ("num_train_examples", "num_valid_examples", "cache_size", "forget_every")
-    for key in table:
-        if key not in valid:
-            raise ConfigError(f"unknown key 'fec.{key}' (valid: {', '.join(valid)})",
-                              where=get.source)
-    sub = _Getter(table, get.source, prefix="fec.")
     return FecConfig(sub.integer("num_train_examples", 10, lo=1, hi=FEC_MAX_EXAMPLES),
                      sub.integer("num_valid_examples", 10, lo=1, hi=FEC_MAX_EXAMPLES),
                      sub.integer("cache_size", 100_000, lo=1),
                      sub.integer("forget_every", 100, lo=0))
 
 
-def _hurdles(get: _Getter) -> HurdleConfig | None:
-    """The `[hurdles]` section (None without one)."""
-    table = get.value("hurdles", None, dict)
+def _section(get: _Getter, name: str, valid: tuple[str, ...]) -> _Getter | None:
+    """A getter for the table `[name]` (None without one); unknown keys are errors."""
+    table = get.value(name, None, dict)
     if table is None:
         return None
-    valid = ("percentile", "task_share")
     for key in table:
         if key not in valid:
-            raise ConfigError(f"unknown key 'hurdles.{key}' (valid: {', '.join(valid)})",
+            raise ConfigError(f"unknown key '{name}.{key}' (valid: {', '.join(valid)})",
                               where=get.source)
-    sub = _Getter(table, get.source, prefix="hurdles.")
+    return _Getter(table, get.source, prefix=f"{name}.")
+
+
+def _hurdles(get: _Getter) -> HurdleConfig | None:
+    """The `[hurdles]` section (None without one)."""
+    sub = _section(get, "hurdles", ("percentile", "task_share"))
+    if sub is None:
+        return None
     try:
         return HurdleConfig(percentile=sub.number("percentile", 75.0),
                             task_share=sub.number("task_share", 0.3))
@@ -372,15 +373,10 @@ def _hurdles(get: _Getter) -> HurdleConfig | None:
 
 
 def _budget(get: _Getter) -> BudgetConfig | None:
-    table = get.value("train_budget", None, dict)
-    if table is None:
+    sub = _section(get, "train_budget", ("train_budget_baseline",
+                                         "train_budget_threshold_factor"))
+    if sub is None:
         return None
-    valid = ("train_budget_baseline", "train_budget_threshold_factor")
-    for key in table:
-        if key not in valid:
-            raise ConfigError(f"unknown key 'train_budget.{key}' (valid: {', '.join(valid)})",
-                              where=get.source)
-    sub = _Getter(table, get.source, prefix="train_budget.")
     try:
         baseline = InitialPopulation.parse(sub.value("train_budget_baseline",
                                                      "NEURAL_NET_ALGORITHM", (str, int)))
