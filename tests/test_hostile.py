@@ -295,3 +295,8 @@ def test_kill_9_then_resume_ends_as_an_uninterrupted_run(tmp_path: Path) -> None
             (out / "log.jsonl").read_text().splitlines()
             if json.loads(line)["event"] == "progress"]
     assert seen == sorted(seen)
+
+
+def test_islands_stop_near_a_small_individual_limit() -> None:
+    result = evolve(tiny_config(), seed=2, quiet=True, workers=2, max_individuals=500)
+    assert 500 <= result.individuals < 500 + 2 * 100  # at most one generation of each island

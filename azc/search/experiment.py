@@ -665,7 +665,12 @@ def _island_loop(run: Run, reporter: _Reporter, out: Path | None,
                 run.arch = Archipelago(cfg, run.island_seeds, run.search_specs,
                                        run.island_states)
             run.island_states = None
-        reports = run.arch.advance(run.migrate_every)
+        generations = run.migrate_every
+        if limit_individuals is not None:  # do not overshoot a small limit by much
+            left = limit_individuals - run.individuals
+            generations = max(1, min(generations, -(-left // (run.workers *
+                                                             cfg.population_size))))
+        reports = run.arch.advance(generations)
         run.individuals = run.base_individuals + sum(r.individuals for r in reports)
         run.train_steps = run.base_steps + sum(r.train_steps for r in reports)
         run.elapsed = time.monotonic() - start
