@@ -649,8 +649,10 @@ def _island_loop(run: Run, reporter: _Reporter, out: Path | None,
         if stop.requested:
             run.stopped = "interrupted"
             return
+        fresh = 0  # individuals of initial populations not counted yet
         if run.arch is None:
             if run.island_states is None:  # a new search experiment
+                fresh = run.workers * cfg.population_size
                 specs = list(cfg.search_tasks)
                 if cfg.randomize_task_seeds:
                     specs = randomize_seeds(specs, run.rnd.seed64())
@@ -667,7 +669,7 @@ def _island_loop(run: Run, reporter: _Reporter, out: Path | None,
             run.island_states = None
         generations = run.migrate_every
         if limit_individuals is not None:  # do not overshoot a small limit by much
-            left = limit_individuals - run.individuals
+            left = limit_individuals - run.individuals - fresh
             generations = max(1, min(generations, -(-left // (run.workers *
                                                              cfg.population_size))))
         reports = run.arch.advance(generations)
