@@ -165,10 +165,10 @@ def test_the_log_of_a_resumed_run_reads_as_one_run(tmp_path: Path) -> None:
 
 
 def test_a_second_run_on_one_folder_is_refused_naming_the_first(tmp_path: Path) -> None:
-    from azc.search.experiment import _RunLock
+    from azc.search.guard import RunLock
     out = tmp_path / "run"
     out.mkdir()
-    with _RunLock(out):  # a run in progress
+    with RunLock(out):  # a run in progress
         with pytest.raises(AzcError, match=f"in use by a run of process {os.getpid()}"):
             evolve(tiny_config(), quiet=True, out_dir=out)
         with pytest.raises(AzcError, match="in use by a run of process"):
@@ -300,3 +300,35 @@ def test_kill_9_then_resume_ends_as_an_uninterrupted_run(tmp_path: Path) -> None
 def test_islands_stop_near_a_small_individual_limit() -> None:
     result = evolve(tiny_config(), seed=2, quiet=True, workers=2, max_individuals=500)
     assert 500 <= result.individuals < 500 + 2 * 100  # at most one generation of each island
+
+
+def test_three_signals_stop_at_once_and_keep_the_last_checkpoint(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+    config = _tiny_toml(tmp_path)
+    out = tmp_path / "run"
+    root = Path(__file__).parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", "azc.cli", "evolve", str(config), "--seed",
+                             "3", "--workers", "2", "-q", "--out", str(out),
+                             "--checkpoint-every", "0.2"], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.ckpt").exists():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    for _ in range(3):
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.005)
+    _, stderr = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run reached a safe point before the third signal")
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    deadline = time.monotonic() + 10
+    while [pid for pid in workers if _alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _alive(pid)]
+    resumed = evolve(None, resume=out, quiet=True, max_individuals=1)
+    assert resumed.individuals > 0

@@ -51,6 +51,7 @@ from azc.search.collector import paused_collector
 from azc.search.config import ExperimentConfig, load_config, with_image_dataset
 from azc.search.evaluator import SearchEvaluator
 from azc.search.evolution import RegularizedEvolution
+from azc.search.guard import RunLock, check_evolve_arguments
 from azc.search.random import SearchRandom
 from azc.search.search import Search
 from azc.tasks.spec import TaskSpec, build_tasks, randomize_seeds
@@ -241,6 +242,7 @@ class _Reporter:
     def close(self) -> None:
         if self.log:
             self.log.close()
+            self.log = None
 
 
 def _format(r: dict) -> str:
@@ -319,7 +321,6 @@ def load_checkpoint(out_dir: Path) -> Run:
     return loads(data, str(path), Run)
 
 
-MAX_WORKERS = 1024  # processes on one machine
 
 
 def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
@@ -345,7 +346,7 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
     PATH}); on resume only `data` may be given (the data moved). `workers`
     (default 1) is the number of islands, each in its own process.
     """
-    _check_evolve_arguments(config, seed, max_individuals, time_limit, checkpoint_every,
+    check_evolve_arguments(config, seed, max_individuals, time_limit, checkpoint_every,
                             callback, batch_size, workers, migrate_every, resume)
     folder = Path(resume) if resume is not None else Path(out_dir) if out_dir is not None \
         else None
@@ -355,48 +356,10 @@ def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
         except OSError as err:
             raise AzcError(f"cannot create the run folder {folder}: "
                            f"{err.strerror or err}") from None
-    with _RunLock(folder):
+    with RunLock(folder):
         return _evolve(config, seed, max_individuals, time_limit, out_dir, checkpoint_every,
                        resume, callback, stream, quiet, batch_size, workers, migrate_every,
                        dataset, data)
-
-
-class _RunLock:
-    """An exclusive lock on a run folder for the life of a run (`run.lock`, flock: the
-    kernel releases it when the process ends, even by kill -9), so that a second run on
-    the same folder is refused, naming the process that holds it."""
-
-    NAME = "run.lock"
-
-    def __init__(self, folder: Path | None):
-        self.folder = folder
-        self.fd: int | None = None
-
-    def __enter__(self) -> _RunLock:
-        if self.folder is None or not self.folder.is_dir():
-            return self  # resume of a missing folder: load_checkpoint says so
-        try:
-            import fcntl
-        except ImportError:  # not on Linux or macOS: no lock
-            return self
-        path = self.folder / self.NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise AzcError(f"{self.folder} is in use by a run of {holder}; wait for it to "
-                           f"end, or choose another --out folder") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"process {os.getpid()} on {platform.node()}\n".encode())
-        self.fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # closing releases the lock; the file may stay
-            self.fd = None
 
 
 def _evolve(config, seed, max_individuals, time_limit, out_dir, checkpoint_every, resume,
@@ -472,76 +435,55 @@ def _evolve(config, seed, max_individuals, time_limit, out_dir, checkpoint_every
                          f"{1 + len(cfg.island_tasks)}, so some sets are unused (give "
                          f"--workers {1 + len(cfg.island_tasks)} or more)")
     loop = _loop if run.workers == 1 else _island_loop
-    try:
-        with _StopOnSignal() as stop, paused_collector():
-            try:
-                loop(run, reporter, out, limit_individuals, limit_time, checkpoint_every, stop)
-            except KeyboardInterrupt:  # a hard stop, or Ctrl-C outside the main thread
-                if stop.count >= HARD_STOP or run.workers > 1:
-                    # somewhere inside a step: the state may be half updated; keep the
-                    # last checkpoint and stop
-                    reporter.message("stopped at once" + (f"; resume from the last checkpoint "
-                                     f"with --resume {out}" if out is not None and
-                                     (out / CHECKPOINT).exists() else ""))
-                    reporter.close()
-                    raise
-                run.stopped = "interrupted"
-        interrupted = run.stopped == "interrupted"
-        if interrupted:
-            reporter.message("interrupted: saving the state and the result")
-            if out is not None:
-                save_checkpoint(run, out)  # before the candidate is scored: resume continues
-        if run.evo is not None and run.evo.population is not None:
-            run._finish_search()  # a search stopped mid-way still offers its candidate
-            reporter.report(run.history[-1])
-        if run.arch is not None:
-            from azc.search.islands import combined_best
-            run._select(*combined_best(run.arch.advance(0), 1 + len(cfg.island_tasks)))
-            reporter.report(run.history[-1])
-    finally:
-        for arch in (run.arch, run.idle_arch):
-            if arch is not None:
-                arch.close()
-        run.arch = run.idle_arch = None
-    result = _final(run, out, reporter)  # the checkpoint stays until the result is written
+    with _StopOnSignal() as stop:  # until the result is written: a signal never kills it
+        try:
+            with paused_collector():
+                try:
+                    loop(run, reporter, out, limit_individuals, limit_time, checkpoint_every,
+                         stop)
+                except KeyboardInterrupt:  # a hard stop, or Ctrl-C outside the main thread
+                    if stop.count >= HARD_STOP or run.workers > 1:
+                        # somewhere inside a step: the state may be half updated; keep
+                        # the last checkpoint and stop
+                        raise
+                    run.stopped = "interrupted"
+            interrupted = run.stopped == "interrupted"
+            if interrupted:
+                reporter.message("interrupted: saving the state and the result")
+                if out is not None:
+                    save_checkpoint(run, out)  # before the candidate is scored
+            if run.evo is not None and run.evo.population is not None:
+                run._finish_search()  # a search stopped mid-way still offers its candidate
+                reporter.report(run.history[-1])
+            if run.arch is not None:
+                from azc.search.islands import combined_best
+                run._select(*combined_best(run.arch.advance(0), 1 + len(cfg.island_tasks)))
+                reporter.report(run.history[-1])
+        except KeyboardInterrupt:
+            _hard_stop(reporter, out)
+            raise
+        finally:
+            for arch in (run.arch, run.idle_arch):
+                if arch is not None:
+                    arch.close()
+            run.arch = run.idle_arch = None
+        try:
+            result = _final(run, out, reporter)  # the checkpoint stays until then
+        except KeyboardInterrupt:
+            _hard_stop(reporter, out)
+            raise
     if out is not None and not interrupted and (out / CHECKPOINT).exists():
         (out / CHECKPOINT).unlink()
     reporter.close()
     return result
 
 
-def _check_evolve_arguments(config, seed, max_individuals, time_limit, checkpoint_every,
-                            callback, batch_size, workers, migrate_every, resume) -> None:
-    """AzcError naming the first argument of `evolve` that is not what it takes."""
-    def integer(value: object) -> bool:
-        return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-    def number(value: object) -> bool:
-        return (isinstance(value, int | float | np.integer | np.floating)
-                and not isinstance(value, bool) and math.isfinite(float(value)))
-
-    if config is None and resume is None:
-        raise AzcError("evolve needs a configuration (an ExperimentConfig, a TOML path or a "
-                       "shipped name such as \"demo\") or resume=<run folder>")
-    if config is not None and not isinstance(config, ExperimentConfig | str | Path):
-        raise AzcError(f"config must be an ExperimentConfig, a TOML path or a shipped name, "
-                       f"got {type(config).__name__}")
-    checks = (
-        ("seed", seed, lambda v: integer(v) and 0 <= v < 2**64, "an integer >= 0"),
-        ("max_individuals", max_individuals, lambda v: integer(v) and v >= 1,
-         "an integer >= 1"),
-        ("time_limit", time_limit, lambda v: number(v) and v > 0, "a number of seconds > 0"),
-        ("checkpoint_every", checkpoint_every, lambda v: number(v) and v > 0,
-         "a number of seconds > 0"),
-        ("callback", callback, callable, "a function of one progress record"),
-        ("batch_size", batch_size, lambda v: integer(v) and v >= 1, "an integer >= 1"),
-        ("workers", workers, lambda v: integer(v) and 1 <= v <= MAX_WORKERS,
-         f"an integer from 1 to {MAX_WORKERS}"),
-        ("migrate_every", migrate_every, lambda v: integer(v) and v >= 1,
-         "an integer >= 1 (generations)"))
-    for name, value, ok, what in checks:
-        if value is not None and not ok(value):
-            raise AzcError(f"{name} must be {what}, got {value!r}")
+def _hard_stop(reporter: _Reporter, out: Path | None) -> None:
+    """Say that the run stopped at once, and where it resumes from."""
+    where = (f"; resume from the last checkpoint with --resume {out}"
+             if out is not None and (out / CHECKPOINT).exists() else "")
+    reporter.message("stopped at once" + where)
+    reporter.close()
 
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")

@@ -141,8 +141,13 @@ def _worker(conn) -> None:
             else:
                 raise ValueError(f"unknown command {cmd!r}")
             conn.send(("ok", reply))
+        except (BrokenPipeError, EOFError, ConnectionResetError):
+            return  # the coordinator is gone (it was killed): nothing to report to
         except Exception:  # report it to the coordinator instead of dying silently
-            conn.send(("error", traceback.format_exc()))
+            try:
+                conn.send(("error", traceback.format_exc()))
+            except (BrokenPipeError, ConnectionResetError):
+                return
 
 
 class Archipelago:
