@@ -109,12 +109,15 @@ def _literal(tree: ast.AST, name: str, function: str | None = None) -> object:
 
 
 def config_keys() -> set[str]:
-    """Every key the experiment reader accepts: top level, aliases, [fec], [train_budget]."""
+    """Every key the experiment reader accepts: top level, aliases, and the keys of its
+    sections ([fec], [train_budget], [hurdles])."""
     tree = ast.parse((ROOT / "azc" / "search" / "config.py").read_text())
     keys = set(_literal(tree, "_TOP_KEYS"))  # type: ignore[arg-type]
     keys |= set(_literal(tree, "_ALIASES"))  # type: ignore[arg-type]
-    keys |= set(_literal(tree, "valid", "_fec"))  # type: ignore[arg-type]
-    keys |= set(_literal(tree, "valid", "_budget"))  # type: ignore[arg-type]
+    sections = _literal(tree, "_SECTION_KEYS")
+    assert isinstance(sections, dict) and {"fec", "train_budget", "hurdles"} <= set(sections)
+    for names in sections.values():
+        keys |= set(names)
     return keys
 
 

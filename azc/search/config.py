@@ -338,14 +338,20 @@ def _memory(get: _Getter) -> MemoryConfig:
 
 
 def _fec(get: _Getter) -> FecConfig | None:
-    sub = _section(get, "fec", ("num_train_examples", "num_valid_examples", "cache_size",
-                                "forget_every"))
+    sub = _section(get, "fec", _SECTION_KEYS["fec"])
     if sub is None:
         return None
     return FecConfig(sub.integer("num_train_examples", 10, lo=1, hi=FEC_MAX_EXAMPLES),
                      sub.integer("num_valid_examples", 10, lo=1, hi=FEC_MAX_EXAMPLES),
                      sub.integer("cache_size", 100_000, lo=1),
                      sub.integer("forget_every", 100, lo=0))
+
+
+_SECTION_KEYS = {
+    "fec": ("num_train_examples", "num_valid_examples", "cache_size", "forget_every"),
+    "train_budget": ("train_budget_baseline", "train_budget_threshold_factor"),
+    "hurdles": ("percentile", "task_share"),
+}
 
 
 def _section(get: _Getter, name: str, valid: tuple[str, ...]) -> _Getter | None:
@@ -362,7 +368,7 @@ def _section(get: _Getter, name: str, valid: tuple[str, ...]) -> _Getter | None:
 
 def _hurdles(get: _Getter) -> HurdleConfig | None:
     """The `[hurdles]` section (None without one)."""
-    sub = _section(get, "hurdles", ("percentile", "task_share"))
+    sub = _section(get, "hurdles", _SECTION_KEYS["hurdles"])
     if sub is None:
         return None
     try:
@@ -373,8 +379,7 @@ def _hurdles(get: _Getter) -> HurdleConfig | None:
 
 
 def _budget(get: _Getter) -> BudgetConfig | None:
-    sub = _section(get, "train_budget", ("train_budget_baseline",
-                                         "train_budget_threshold_factor"))
+    sub = _section(get, "train_budget", _SECTION_KEYS["train_budget"])
     if sub is None:
         return None
     try:
