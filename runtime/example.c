@@ -32,7 +32,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         if (fread(m, 1, size, f) != size || fgetc(f) != EOF || m->magic != AZC_MODEL_MAGIC ||
-            m->abi_version != AZC_MODEL_ABI_VERSION) {
+            m->abi_version != AZC_MODEL_ABI_VERSION || m->fingerprint != info->fingerprint) {
             fprintf(stderr, "%s: not a state of this model (exactly %zu bytes expected)\n",
                     argv[1], size);
             return 1;

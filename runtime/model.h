@@ -1,5 +1,5 @@
 /*
- * model.h -- the C ABI of a model exported by `azc export` (ABI version 1).
+ * model.h -- the C ABI of a model exported by `azc export` (ABI version 2).
  *
  * An exported model is one AutoML-Zero program (Setup, Predict, Learn over
  * a memory of scalars, vectors of F features and F x F matrices, all
@@ -66,7 +66,7 @@
 extern "C" {
 #endif
 
-#define AZC_MODEL_ABI_VERSION 1
+#define AZC_MODEL_ABI_VERSION 2
 #define AZC_MODEL_MAGIC 0x4C45444F4D435A41ULL /* "AZCMODEL", little endian */
 
 /* This model's sizes (filled in by azc export). */
@@ -92,6 +92,7 @@ typedef struct azc_model_info {
     int64_t uses_random;    /* 1 if the program has random ops */
     int64_t predict_random; /* 1 if Predict has random ops (predictions depend on order) */
     int64_t vector_base, vector_stride, matrix_base, matrix_stride; /* layout, in float64 */
+    int64_t fingerprint;    /* of this model (program, memory, F): its states carry it */
     const char *triple;       /* LLVM target triple */
     const char *cpu;          /* LLVM CPU name, e.g. "znver4" or "x86-64" */
     const char *cpu_features; /* LLVM feature string, e.g. "+avx2,+fma,-avx512f" */
@@ -108,6 +109,8 @@ typedef struct azc_model_state {
     int64_t train_steps;    /* training steps run: the next one is (PREDICT/LEARN, this) */
     int64_t predict_count;  /* predictions run: the next one is (VALID, this) */
     int64_t stopped;        /* 1 once training stopped on a bad error */
+    int64_t fingerprint;    /* the fingerprint of the model that made this state */
+    int64_t reserved[7];    /* zero (keeps memory 64-byte aligned) */
     double memory[];        /* the program's memory (64-byte aligned in azc_model_new) */
 } azc_model_state;
 

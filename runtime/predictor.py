@@ -49,14 +49,14 @@ from typing import Any
 
 import numpy as np
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 MAGIC = int.from_bytes(b"AZCMODEL", "little")
 STATE_FIELDS = ("magic", "abi_version", "seed", "eval_type", "setup_done", "train_steps",
-                "predict_count", "stopped")
-STATE_WORDS = len(STATE_FIELDS)
+                "predict_count", "stopped", "fingerprint")
+STATE_WORDS = -(-len(STATE_FIELDS) // 8) * 8  # header words (padded: 64-byte aligned memory)
 INFO_INT_FIELDS = ("abi_version", "features", "scalars", "vectors", "matrices", "memory_size",
                    "state_size", "eval_type", "uses_random", "predict_random", "vector_base",
-                   "vector_stride", "matrix_base", "matrix_stride")
+                   "vector_stride", "matrix_base", "matrix_stride", "fingerprint")
 INFO_STR_FIELDS = ("triple", "cpu", "cpu_features", "program")
 RMS_ERROR, ACCURACY = 1, 4
 EVAL_TYPES = {"RMS_ERROR": RMS_ERROR, "ACCURACY": ACCURACY}
@@ -292,7 +292,8 @@ class Library:
         header = state[:STATE_WORDS].view(np.uint64) if state.size >= STATE_WORDS else None
         if (state.dtype != np.float64 or state.size != self.state_words or header is None
                 or int(header[STATE_FIELDS.index("magic")]) != MAGIC
-                or int(header[STATE_FIELDS.index("abi_version")]) != ABI_VERSION):
+                or int(header[STATE_FIELDS.index("abi_version")]) != ABI_VERSION
+                or int(header[STATE_FIELDS.index("fingerprint")]) != self.info["fingerprint"]):
             raise LibraryError(f"the model state ({state.size} words) does not belong to "
                                f"{self.origin} (state of {self.state_words} words, ABI "
                                f"{ABI_VERSION})")

@@ -257,7 +257,8 @@ def test_generic_target_and_a_c_program_give_the_same_numbers(tmp_path: Path,
         int main(int argc, char **argv) {
             long n = atol(argv[1]), nv = atol(argv[2]);
             const azc_model_info_t *info = azc_model_info();
-            if (info->features != AZC_MODEL_FEATURES || info->abi_version != 1) return 4;
+            if (info->features != AZC_MODEL_FEATURES ||
+                info->abi_version != AZC_MODEL_ABI_VERSION) return 4;
             double *x = slurp("train_x.bin", n * AZC_MODEL_FEATURES);
             double *y = slurp("train_y.bin", n);
             double *vx = slurp("valid_x.bin", nv * AZC_MODEL_FEATURES);
@@ -272,6 +273,8 @@ def test_generic_target_and_a_c_program_give_the_same_numbers(tmp_path: Path,
             if (azc_model_predict(copy, vx, nv, out, NULL) != AZC_OK) return 8;
             if (copy->predict_count != nv || copy->train_steps != n) return 9;
             fwrite(out, sizeof(double), nv, stdout);
+            copy->fingerprint ^= 1;  /* a state of another model of the same size */
+            if (azc_model_predict(copy, vx, nv, out, NULL) != AZC_EBADSTATE) return 10;
             free(copy);
             azc_model_free(m);
             return 0;
@@ -305,6 +308,13 @@ def test_generic_target_and_a_c_program_give_the_same_numbers(tmp_path: Path,
         bad = subprocess.run([str(predict)], input=rows_text, capture_output=True, text=True,
                              timeout=60)
         assert bad.returncode == 1 and message in bad.stderr, bad.stderr
+    other = bytearray((linear_export / "state.bin").read_bytes())
+    at = 8 * rt.STATE_FIELDS.index("fingerprint")
+    other[at] ^= 1  # the state of another model (same size)
+    (tmp_path / "other.bin").write_bytes(bytes(other))
+    bad = subprocess.run([str(predict), str(tmp_path / "other.bin")], input=text,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "not a state of this model" in bad.stderr
     longer = tmp_path / "longer.bin"
     longer.write_bytes((linear_export / "state.bin").read_bytes() + b"\0" * 8)
     bad = subprocess.run([str(predict), str(longer)], input=text, capture_output=True,
@@ -557,3 +567,14 @@ def test_estimator_parameters_are_checked_when_fitting(params, message) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         Estimator(LINEAR, **params).fit(X, y)
     Estimator(LINEAR, epochs=np.int64(2), max_abs_error=float("inf")).fit(X, y)  # fine
+
+
+def test_a_state_of_another_model_is_refused(linear_export: Path, neural_export: Path) -> None:
+    lin, nn = rt.Library.open(linear_export), rt.Library.open(neural_export)
+    assert lin.info["fingerprint"] != nn.info["fingerprint"]
+    state = lin.new_state(1)
+    lin.check_state(state)
+    other = state.copy()
+    other[:rt.STATE_WORDS].view(np.uint64)[rt.STATE_FIELDS.index("fingerprint")] ^= 1
+    with pytest.raises(rt.LibraryError, match="does not belong"):
+        lin.check_state(other)

@@ -184,8 +184,8 @@ EXEC_KIND_BITS = rng.KIND_BITS  # an execution id is (example id << EXEC_KIND_BI
 
 class StateWord(IntEnum):
     """The header of an exported model's state (`azc.backend.model`): one 64-bit word
-    each, then the memory buffer.  The exported loader (`runtime/predictor.py`) keeps
-    a copy of the names, pinned by a test."""
+    each, zeros up to STATE_HEADER, then the memory buffer.  The exported loader
+    (`runtime/predictor.py`) keeps a copy of the names, pinned by a test."""
 
     MAGIC = 0
     ABI_VERSION = 1
@@ -195,9 +195,12 @@ class StateWord(IntEnum):
     TRAIN_STEPS = 5
     PREDICT_COUNT = 6
     STOPPED = 7
+    FINGERPRINT = 8  # of the model that made the state (its program, memory and F)
 
 
-STATE_HEADER = 8 * len(StateWord)  # bytes before a model state's memory buffer
+# bytes before a model state's memory buffer: the words above, padded to a multiple of 64
+# so that the memory keeps the state's 64-byte alignment
+STATE_HEADER = 64 * -(-8 * len(StateWord) // 64)
 
 
 class ModelStatus(IntEnum):

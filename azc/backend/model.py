@@ -34,6 +34,8 @@ This module produces text only; it never imports llvmlite.
 
 from __future__ import annotations
 
+import hashlib
+
 from azc.backend.contracts import (
     STATE_HEADER,
     ExecKind,
@@ -57,19 +59,27 @@ from azc.ir import MemoryConfig, Program
 from azc.ops import OPS, Kind
 from azc.tasks.task import EvalType
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 MAGIC = int.from_bytes(b"AZCMODEL", "little")
 # The state header (`StateWord`): one 64-bit word each, then the memory buffer.
 STATE_FIELDS = tuple(w.name.lower() for w in StateWord)
 # azc_model_info: these int64 fields, then these strings (const char *).
 INFO_INT_FIELDS = ("abi_version", "features", "scalars", "vectors", "matrices", "memory_size",
                    "state_size", "eval_type", "uses_random", "predict_random", "vector_base",
-                   "vector_stride", "matrix_base", "matrix_stride")
+                   "vector_stride", "matrix_base", "matrix_stride", "fingerprint")
 INFO_STR_FIELDS = ("triple", "cpu", "cpu_features", "program")
 # Status codes of azc_model_init / fit / predict, by their names in model.h.
 STATUS = {f"AZC_{s.name}": int(s) for s in ModelStatus}
 EXPORTED = ("azc_model_info", "azc_model_state_size", "azc_model_init", "azc_model_new",
             "azc_model_free", "azc_model_fit", "azc_model_predict")
+
+
+def model_fingerprint(program_text: str, memory: MemoryConfig, features: int) -> int:
+    """63 bits identifying a model (its canonical program, memory sizes and F): every state
+    it makes carries them, and it refuses a state that does not."""
+    key = f"{program_text}|{memory.scalars},{memory.vectors},{memory.matrices}|F={features}"
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 def state_size(layout: Layout) -> int:
@@ -111,12 +121,14 @@ def model_module(program: Program, memory: MemoryConfig, features: int, *, eval_
     for comp, instrs in program.components():
         parts.append(component_function(f"azm_{comp.attr}", instrs, layout))
 
+    fingerprint = model_fingerprint(program_text, memory, F)
     ints = {"abi_version": ABI_VERSION, "features": F, "scalars": memory.scalars,
             "vectors": memory.vectors, "matrices": memory.matrices,
             "memory_size": layout.size, "state_size": total, "eval_type": eval_type,
             "uses_random": int(uses_random), "predict_random": int(predict_random),
             "vector_base": layout.vector_base, "vector_stride": layout.vector_stride,
-            "matrix_base": layout.matrix_base, "matrix_stride": layout.matrix_stride}
+            "matrix_base": layout.matrix_base, "matrix_stride": layout.matrix_stride,
+            "fingerprint": fingerprint}
     strings = {"triple": triple, "cpu": cpu, "cpu_features": cpu_features,
                "program": program_text}
     for name, text in strings.items():
@@ -172,9 +184,13 @@ check:
   %magic = load i64, ptr %st, align 8
   %pv = getelementptr inbounds i64, ptr %st, i64 {StateWord.ABI_VERSION:d}
   %abi = load i64, ptr %pv, align 8
+  %pf = getelementptr inbounds i64, ptr %st, i64 {StateWord.FINGERPRINT:d}
+  %fp = load i64, ptr %pf, align 8
   %m.ok = icmp eq i64 %magic, {s64(MAGIC)}
   %a.ok = icmp eq i64 %abi, {ABI_VERSION}
-  %ok = and i1 %m.ok, %a.ok
+  %f.ok = icmp eq i64 %fp, {fingerprint}
+  %ma.ok = and i1 %m.ok, %a.ok
+  %ok = and i1 %ma.ok, %f.ok
   ret i1 %ok
 no:
   ret i1 false
@@ -200,6 +216,8 @@ init:
   store i64 %seed, ptr %ps, align 8
   %pe = call ptr @azm_word(ptr %st, i64 {StateWord.EVAL_TYPE:d})
   store i64 %et, ptr %pe, align 8
+  %pf = call ptr @azm_word(ptr %st, i64 {StateWord.FINGERPRINT:d})
+  store i64 {fingerprint}, ptr %pf, align 8
   ret i32 {ModelStatus.OK:d}
 bad:
   ret i32 {ModelStatus.EINVAL:d}
@@ -399,5 +417,5 @@ def header_constants(memory: MemoryConfig, features: int, eval_type: int) -> str
 
 
 __all__ = ["ABI_VERSION", "EXPORTED", "INFO_INT_FIELDS", "INFO_STR_FIELDS", "MAGIC",
-           "STATE_FIELDS", "STATE_HEADER", "STATUS", "header_constants", "model_module",
-           "state_size"]
+           "STATE_FIELDS", "STATE_HEADER", "STATUS", "header_constants", "model_fingerprint",
+           "model_module", "state_size"]
