@@ -303,3 +303,33 @@ def test_native_interpreter_takes_the_largest_memory() -> None:
     tasks = load_tasks("linear")[:2]
     out = interpreter(mem, 4).run_batch([p], tasks, np.array([5], dtype=np.uint64))
     assert out[0, :, 0].tolist() == [evaluate_task(p, t, mem, seed=5).fitness for t in tasks]
+
+
+@pytest.mark.parametrize("F", [65, 100, 300])
+def test_row_reductions_beyond_the_lane_form_agree_with_the_reference(F: int) -> None:
+    """Above ROW_REDUCE_LANES the matrix-vector product and the row norm, mean and
+    standard deviation are loops per row: the same sums, in the same order."""
+    import numpy as np
+
+    from azc.backend import cache
+    from azc.backend.emitters import ROW_REDUCE_LANES
+    from azc.backend.native import interpreter
+    from azc.frontend import parse
+    from azc.interp import evaluate_task
+    from azc.ir import MemoryConfig
+    from azc.tasks import Task
+    assert F > ROW_REDUCE_LANES
+    rng = np.random.default_rng(F)
+    x, y = rng.normal(size=(30, F)), rng.normal(size=30)
+    task = Task(x[:20], y[:20], x[20:], y[20:])
+    p = parse("def Setup():\n  m1 = gaussian(0.1, 1.3)\n  s3 = 0.0001\ndef Predict():\n"
+              "  v3 = dot(m1, v0)\n  v4 = norm(m1, axis=1)\n  v5 = mean(m1, axis=1)\n"
+              "  v6 = std(m1, axis=1)\n  s1 = dot(v3, v4)\n  s2 = dot(v5, v6)\n  s1 = s1 + s2\n"
+              "  s1 = s1 * s3\ndef Learn():\n  m1 = outer(v0, v6)\n")
+    mem = MemoryConfig(4, 7, 2)
+    ref = evaluate_task(p, task, mem, seed=3, record=True)
+    assert np.isfinite(ref.valid_predictions).all()
+    for got in (interpreter(mem, F).run(p, [task], seed=3, record=True)[0],
+                cache.evaluate_tasks(p, [task], mem, seed=3, record=True)[0]):
+        assert got.fitness == ref.fitness
+        assert np.array_equal(got.valid_predictions, ref.valid_predictions)

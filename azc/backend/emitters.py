@@ -272,7 +272,7 @@ def _scalar_matrix_product(e: Emit, op: Op) -> None:
 
 @lowering("MATRIX_VECTOR_PRODUCT")
 def _matrix_vector_product(e: Emit, op: Op) -> None:
-    e.stv("%out", _row_reduce(e, lambda col, j: e.vop("fmul", col, e.splat(e.lds("%b", j)))))
+    e.stv("%out", _row_reduce(e, _times_b))
 
 
 @lowering("VECTOR_COLUMN_BROADCAST")
@@ -334,19 +334,19 @@ def _column_norm(e: Emit, op: Op) -> None:
 
 @lowering("MATRIX_ROW_NORM")
 def _row_norm(e: Emit, op: Op) -> None:
-    e.stv("%out", e.vcall("sqrt", _row_reduce(e, lambda col, j: e.vop("fmul", col, col))))
+    e.stv("%out", e.vcall("sqrt", _row_reduce(e, _square)))
 
 
 @lowering("MATRIX_ROW_MEAN")
 def _row_mean(e: Emit, op: Op) -> None:
-    e.stv("%out", e.vop("fdiv", _row_reduce(e, lambda col, j: col), e.const_vec(e.F)))
+    e.stv("%out", e.vop("fdiv", _row_reduce(e, _itself), e.const_vec(e.F)))
 
 
 @lowering("MATRIX_ROW_ST_DEV")
 def _row_st_dev(e: Emit, op: Op) -> None:
     F = e.F
-    total = _row_reduce(e, lambda col, j: col)
-    squares = _row_reduce(e, lambda col, j: e.vop("fmul", col, col))
+    total = _row_reduce(e, _itself)
+    squares = _row_reduce(e, _square)
     mean = e.vop("fdiv", total, e.const_vec(F))
     sq = e.vop("fdiv", squares, e.const_vec(F))
     e.stv("%out", e.vcall("sqrt", e.vop("fsub", sq, e.vop("fmul", mean, mean))))
@@ -472,16 +472,40 @@ def _gaussian_set(e: Emit, op: Op) -> None:
 
 # --- helpers of the matrix reductions --------------------------------------------------
 
-def _row_reduce(e: Emit, term: Callable[[str, str], str]) -> str:
-    """Per-row left-to-right sums of term(column j, j), vectorized across the rows.
+# A term of a row reduction: term(e, x, j, scalar) is the value added for element j, where
+# x is element j of one row (scalar) or column j of the matrix (a vector across the rows).
+RowTerm = Callable[[Emit, str, str, bool], str]
+ROW_REDUCE_LANES = 64  # beyond this F, each row is summed by a loop of its own
 
-    Lane i accumulates term(...)[i] for j = 0, 1, ..., F-1 in order, starting
-    from j = 0: exactly the sequential sum of row i, but the F sums run side
-    by side instead of as F dependent chains.  `%a` is the matrix.
+
+def _itself(e: Emit, x: str, j: str, scalar: bool) -> str:
+    return x
+
+
+def _square(e: Emit, x: str, j: str, scalar: bool) -> str:
+    return e.sop("fmul", x, x) if scalar else e.vop("fmul", x, x)
+
+
+def _times_b(e: Emit, x: str, j: str, scalar: bool) -> str:
+    """x times element j of the vector `%b` (the matrix-vector product)."""
+    bj = e.lds("%b", j)
+    return e.sop("fmul", x, bj) if scalar else e.vop("fmul", x, e.splat(bj))
+
+
+def _row_reduce(e: Emit, term: RowTerm) -> str:
+    """Per-row left-to-right sums of term(element j), as a vector of the F row sums.
+
+    Row i accumulates term(a[i][j]) for j = 0, 1, ..., F-1 in order, starting
+    from j = 0: exactly the sequential sum of row i.  Up to ROW_REDUCE_LANES
+    the F sums run side by side, vectorized across the rows (columns gathered
+    into vectors); beyond, each row's sum is a loop (the gathers' code grows
+    with F and LLVM's compile time with it).  `%a` is the matrix.
     """
     b, F = e.b, e.F
     if F in (2, 4, 8, 16):
         return _row_reduce_transposed(e, term)
+    if F > ROW_REDUCE_LANES:
+        return _row_reduce_loops(e, term)
 
     def column(j: int | str) -> str:
         base = e.gep("%a", j)
@@ -494,19 +518,38 @@ def _row_reduce(e: Emit, term: Callable[[str, str], str]) -> str:
         return col
 
     acc = b.alloca(e.vt, "acc")
-    b(f"store {e.vt} {term(column(0), '0')}, ptr {acc}, align 8")
+    b(f"store {e.vt} {term(e, column(0), '0', False)}, ptr {acc}, align 8")
 
     def step(j: str) -> None:
         cur = b.t("v")
         b(f"{cur} = load {e.vt}, ptr {acc}, align 8")
-        b(f"store {e.vt} {e.vop('fadd', cur, term(column(j), j))}, ptr {acc}, align 8")
+        b(f"store {e.vt} {e.vop('fadd', cur, term(e, column(j), j, False))}, ptr {acc}, align 8")
     b.loop(F, step, start=1)
     out = b.t("v")
     b(f"{out} = load {e.vt}, ptr {acc}, align 8")
     return out
 
 
-def _row_reduce_transposed(e: Emit, term: Callable[[str, str], str]) -> str:
+def _row_reduce_loops(e: Emit, term: RowTerm) -> str:
+    """`_row_reduce` as loops: row i's sum in a scalar, element by element, then stored
+    as element i of a temporary vector."""
+    b, F = e.b, e.F
+    sums = e.temp(F)
+    acc = b.alloca("double", "acc")
+
+    def row(i: str) -> None:
+        base = e.gep("%a", e.row_index(i))
+        e.sts(acc, term(e, e.lds(base, 0), "0", True))
+
+        def element(j: str) -> None:
+            e.sts(acc, e.sop("fadd", e.lds(acc), term(e, e.lds(base, j), j, True)))
+        b.loop(F, element, start=1)
+        e.sts(sums, e.lds(acc), i)
+    b.loop(F, row)
+    return e.ldv(sums)
+
+
+def _row_reduce_transposed(e: Emit, term: RowTerm) -> str:
     """`_row_reduce` for F a power of two up to 16: the F columns come from a transpose
     of the F rows by log2(F) stages of two-row shuffles (no element-by-element
     gathers), then the same left-to-right sums, unrolled."""
@@ -528,9 +571,9 @@ def _row_reduce_transposed(e: Emit, term: Callable[[str, str], str]) -> str:
                 new[j] = t
         rows = new
         h *= 2
-    acc = term(rows[0], "0")
+    acc = term(e, rows[0], "0", False)
     for j in range(1, F):
-        acc = e.vop("fadd", acc, term(rows[j], str(j)))
+        acc = e.vop("fadd", acc, term(e, rows[j], str(j), False))
     return acc
 
 
