@@ -144,8 +144,9 @@ class SearchEvaluator:
         if self.head_tasks is not None:
             head = per_task[:, :self.head_tasks].tolist()
             self.head_fitness = np.array([combine(row, self.combination) for row in head])
-        done = np.nan_to_num(per_task, nan=0.0).tolist()
-        return np.array([combine(row, self.combination) for row in done])
+        if hurdle is not None:
+            per_task = np.nan_to_num(per_task, nan=0.0)
+        return np.array([combine(row, self.combination) for row in per_task.tolist()])
 
     def evaluate_tasks(self, programs: Sequence[Program], seeds: np.ndarray,
                        hurdle: float | None = None) -> np.ndarray:
@@ -254,13 +255,15 @@ class SearchEvaluator:
         okarr = np.flatnonzero(np.array(ok, dtype=bool))
         steps = int(fec_steps[okarr].sum()) + T * fec.num_train_examples * (n - len(okarr))
         fitness = np.zeros((n, T))
-        fitness[okarr] = np.nan
+        phases = self._phases(hurdle)
+        if len(phases) > 1:
+            fitness[okarr] = np.nan  # (cells a hurdle skips stay NaN)
         t3 = clock()
         lookup_s = evaluate_s = 0.0
         got: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         evaluated_rows: set[int] = set()
         rows = okarr
-        for lo, hi in self._phases(hurdle):
+        for lo, hi in phases:
             if lo > 0:
                 rows = self._survivors(rows, fitness, hurdle)
             w = hi - lo
@@ -287,12 +290,16 @@ class SearchEvaluator:
                 steps += int(got_steps.sum())
                 c.full_task_evals += len(miss)
                 evaluated_rows.update(evaluated.tolist())
-            fitness[rows, lo:hi] = table.values(slots).reshape(-1, w)
+            if w == T:
+                fitness[rows] = table.values(slots).reshape(-1, w)
+            else:
+                fitness[rows, lo:hi] = table.values(slots).reshape(-1, w)
             got.append((miss_child, lo + miss_task, got_fit, got_steps))
             lookup_s += tb - ta
             evaluate_s += clock() - tb
         t5 = clock()
-        miss_child, miss_task, got_fit, got_steps = (np.concatenate(x) for x in zip(*got))
+        miss_child, miss_task, got_fit, got_steps = (got[0] if len(got) == 1 else
+                                                     (np.concatenate(x) for x in zip(*got)))
         # 4. remember deterministic programs and what their full evaluations found
         new = [i for i in todo if nrand[i] == 0]
         owner = np.arange(n)                          # whose memo entry a child updates
