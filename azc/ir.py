@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -84,7 +85,6 @@ MAX_MEMORY_VARIABLE = "AZC_MAX_MEMORY"
 
 def memory_limit() -> int:
     """The most bytes a memory may take: $AZC_MAX_MEMORY, else MAX_MEMORY_BYTES."""
-    import os
     text = os.environ.get(MAX_MEMORY_VARIABLE, "").strip().upper()
     if not text:
         return MAX_MEMORY_BYTES
@@ -455,7 +455,8 @@ def bad_records(code: np.ndarray, memory: MemoryConfig) -> np.ndarray:
     kinds, index_consts = _record_tables()
     bad = (ids < 0) | (ids >= len(kinds))
     ids = np.where(bad, 0, ids)
-    limit = np.array([memory.scalars, memory.vectors, memory.matrices, 1 << 15], dtype=np.int32)
+    limit = np.array([memory.scalars, memory.vectors, memory.matrices, MAX_ADDRESSES],
+                     dtype=np.int32)  # (the last: fields that are not addresses)
     bad |= ((words[:, 1:] >= limit[kinds[ids]]) | (words[:, 1:] < 0)).any(axis=1)
     uses = index_consts[ids]  # (n, 3): which constants are element indices
     rows = np.flatnonzero(uses.any(axis=1))

@@ -165,7 +165,6 @@ class NativeInterpreter:
             check_outputs(out)
         return out
 
-
     def _check_records(self, programs: Sequence[Program] | Encoded, enc: Encoded) -> None:
         """VerifyError unless every record fits this interpreter's memory and F."""
         memory = self.memory.with_features(self.features)

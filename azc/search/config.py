@@ -107,8 +107,14 @@ class ExperimentConfig:
     def island_search_tasks(self, island: int, base: list[TaskSpec]) -> list[TaskSpec]:
         """The search task specs of island `island`: `base` (the search tasks, perhaps
         re-seeded) for set 0, else its island task set, taking sets in turn."""
-        k = island % (1 + len(self.island_tasks))
+        k = island % self.task_sets
         return list(base) if k == 0 else list(self.island_tasks[k - 1])
+
+    @property
+    def task_sets(self) -> int:
+        """How many search task sets islands take in turn: the search tasks and the
+        island task sets."""
+        return 1 + len(self.island_tasks)
 
     def space(self, features: int) -> SearchSpace:
         """The search space at the search tasks' feature size."""

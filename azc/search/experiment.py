@@ -100,13 +100,13 @@ def evaluate_candidate(program: Program, tasks: list[Task], memory: MemoryConfig
         by_f.setdefault(t.features, []).append(t)
     live = optimize(program)
     for f, group in by_f.items():
-        verify(program, memory.with_features(f))  # before native code runs it
+        verify(program, memory.with_features(f))  # before native code runs it (so trusted)
         enc = Encoded.of([live])
         examples = sum(t.max_train_steps + t.num_valid for t in group)
         batch = TaskBatch(group, f)  # not TaskBatch.of: its cache would keep the tasks alive
         attach(component_kernels(memory, f), enc, examples, pairs_up(batch))
         res = interpreter(memory, f).run_batch(enc, batch, np.array([seed], dtype=np.uint64),
-                                               max_abs_error)
+                                               max_abs_error, trusted=True)
         out.extend(res[0, :, 0].tolist())
     return combine(out, "mean")
 
@@ -321,8 +321,6 @@ def load_checkpoint(out_dir: Path) -> Run:
     return loads(data, str(path), Run)
 
 
-
-
 def evolve(config: ExperimentConfig | str, seed: int | None = None, *,
            max_individuals: int | None = None, time_limit: float | None = None,
            out_dir: str | Path | None = None, checkpoint_every: float = 300.0,
@@ -429,11 +427,10 @@ def _evolve(config, seed, max_individuals, time_limit, out_dir, checkpoint_every
         reporter.message(f"resuming {out} at experiment {run.experiment}, "
                          f"{run.individuals:,} individuals")
     run.stopped = ""
-    if cfg.island_tasks and run.workers <= len(cfg.island_tasks):
-        reporter.message(f"note: {len(cfg.island_tasks)} island task set(s) but "
-                         f"{run.workers} worker(s); island i searches on set i mod "
-                         f"{1 + len(cfg.island_tasks)}, so some sets are unused (give "
-                         f"--workers {1 + len(cfg.island_tasks)} or more)")
+    if run.workers < cfg.task_sets:
+        reporter.message(f"note: {cfg.task_sets} search task sets but {run.workers} "
+                         f"worker(s); island i searches on set i mod {cfg.task_sets}, so "
+                         f"some sets are unused (give --workers {cfg.task_sets} or more)")
     loop = _loop if run.workers == 1 else _island_loop
     with _StopOnSignal() as stop:  # until the result is written: a signal never kills it
         try:
@@ -457,7 +454,7 @@ def _evolve(config, seed, max_individuals, time_limit, out_dir, checkpoint_every
                 reporter.report(run.history[-1])
             if run.arch is not None:
                 from azc.search.islands import combined_best
-                run._select(*combined_best(run.arch.advance(0), 1 + len(cfg.island_tasks)))
+                run._select(*combined_best(run.arch.advance(0), cfg.task_sets))
                 reporter.report(run.history[-1])
         except KeyboardInterrupt:
             _hard_stop(reporter, out)
@@ -630,7 +627,7 @@ def _island_loop(run: Run, reporter: _Reporter, out: Path | None,
         used = sum(r.train_steps - r.steps_init for r in reports)
         init = sum(r.steps_init for r in reports)
         if used >= cfg.max_train_steps - init or run.stopped:
-            run._select(*combined_best(reports, 1 + len(cfg.island_tasks)))
+            run._select(*combined_best(reports, cfg.task_sets))
             run.base_individuals, run.base_steps = run.individuals, run.train_steps
             run.arch, run.idle_arch = None, run.arch  # its processes serve the next search
             _end_experiment(run, reporter)

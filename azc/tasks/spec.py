@@ -457,17 +457,18 @@ def generate_data(spec: TaskSpec, data_seed: int, param_seed: int) -> gen.TaskDa
     raise ConfigError(f"task type {spec.type!r} has no generator")
 
 
-def task_name(spec: TaskSpec, features_size: int, data_seed: int, param_seed: int) -> str:
-    """A readable name, e.g. `scalar_linear_regression[F=4, param_seed=1001, data_seed=11001]`."""
+def task_name(spec: TaskSpec, features_size: int, data_seed: int, param_seed: int,
+              meta: dict | None = None) -> str:
+    """A readable name, e.g. `scalar_linear_regression[F=4, param_seed=1001, data_seed=11001]`;
+    a projected task's pair and seed are read from its generator's `meta`."""
     if spec.type == "dataset":
         assert spec.dataset is not None
         return f"dataset[{spec.dataset.name}, F={features_size}, data_seed={data_seed}]"
     if spec.type == "projected_binary_classification":
-        pos, neg, seed = proj.choose_pair(
-            data_seed, spec.positive_class, spec.negative_class, spec.candidate_pairs(),
-            spec.min_supported_data_seed, spec.max_supported_data_seed)
-        return (f"{spec.type}[{spec.dataset_name}, pos={pos}, neg={neg}, F={features_size}, "
-                f"seed={seed}, data_seed={data_seed}]")
+        assert meta is not None
+        return (f"{spec.type}[{spec.dataset_name}, pos={meta['positive_class']}, "
+                f"neg={meta['negative_class']}, F={features_size}, "
+                f"seed={meta['projection_seed']}, data_seed={data_seed}]")
     return f"{spec.type}[F={features_size}, param_seed={param_seed}, data_seed={data_seed}]"
 
 
@@ -499,7 +500,7 @@ def build_tasks(specs: Sequence[TaskSpec], start_index: int = 0) -> list[Task]:
             tasks.append(Task(made.train_x, made.train_y, made.valid_x, made.valid_y,
                               eval_type, spec.num_train_epochs, order,
                               start_index + len(tasks),
-                              task_name(spec, f, data_seed, param_seed), data_seed,
+                              task_name(spec, f, data_seed, param_seed, made.meta), data_seed,
                               param_seed, meta))
     return tasks
 
