@@ -452,7 +452,7 @@ def bad_records(code: np.ndarray, memory: MemoryConfig) -> np.ndarray:
     n = len(code) // RECORD_SIZE
     words = np.frombuffer(code, dtype="<i2", count=n * 16).reshape(n, 16)[:, :4]
     ids = words[:, 0]
-    kinds, index_consts = _record_tables()
+    kinds, index_consts = record_facts()
     bad = (ids < 0) | (ids >= len(kinds))
     ids = np.where(bad, 0, ids)
     limit = np.array([memory.scalars, memory.vectors, memory.matrices, MAX_ADDRESSES],
@@ -472,9 +472,10 @@ def bad_records(code: np.ndarray, memory: MemoryConfig) -> np.ndarray:
 _TABLES: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def _record_tables() -> tuple[np.ndarray, np.ndarray]:
-    """`_FIELD_KINDS` as arrays: the kinds of out/in1/in2 (ops, 3; 3 = not an address)
-    and the element-index constants (ops, 3), rebuilt when the op table changes."""
+def record_facts() -> tuple[np.ndarray, np.ndarray]:
+    """The per-op facts of the boundary check (`_FIELD_KINDS`) as arrays: the kinds of
+    out/in1/in2 (ops, 3; 3 = not an address) and the element-index constants (ops, 3),
+    rebuilt when the op table changes (`bad_records` and the native check read them)."""
     key = tuple(_FIELD_KINDS)
     got = _TABLES.get(key)
     if got is None:

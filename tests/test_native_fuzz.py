@@ -14,6 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+from azc.backend.native import Encoded, interpreter, native_dce
+from azc.ir import RECORD_DTYPE, RECORD_SIZE, Instr, MemoryConfig, Program, bad_records
+from azc.ops import OPS
+
 CHILD = r"""
 import struct, sys
 import numpy as np
@@ -89,3 +96,46 @@ def test_native_entry_points_never_crash() -> None:
         assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
         calls, rejected = (int(w) for w in run.stdout.split()[1::2])
         assert calls == 600 and 0 < rejected < calls  # both kinds happen
+
+
+def _random_records(rng, n: int, ops: int) -> bytes:
+    """n records with fields near the limits of a (4, 3, 2) memory at F = 4 (and beyond)."""
+    rec = np.zeros(n, dtype=RECORD_DTYPE)
+    rec["op"] = np.where(rng.random(n) < 0.95, rng.integers(-2, ops + 2, n),
+                         rng.integers(-32768, 32768, n))
+    for f in ("out", "in1", "in2"):
+        rec[f] = rng.choice([0, 1, 2, 3, 4, 5, 63, 64, 32767, -1, -32768], n,
+                            p=[.2, .2, .15, .1, .1, .05, .04, .04, .04, .04, .04])
+    for f in ("c0", "c1", "c2"):
+        rec[f] = rng.choice([0.0, 1.0, 3.0, 3.5, 4.0, -0.0, -1.0, 1e300, np.nan, np.inf,
+                             -np.inf, 0.5, 2.0**60], n)
+    return rec.tobytes()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_native_check_is_bad_records(seed: int) -> None:
+    """The native boundary check finds exactly the programs `bad_records` rejects (the
+    interpreter's: a memory and F; the DCE's: 64 addresses per kind, no F)."""
+    rng = np.random.default_rng(seed)
+    mem = MemoryConfig(4, 3, 2)
+    interp, dce = interpreter(mem, 4), native_dce(mem)
+    programs = []
+    for _ in range(3000):
+        comps = [Instr.from_record(r) for r in _chunks(_random_records(
+            rng, int(rng.integers(0, 7)), len(OPS)))]
+        cut = sorted(rng.integers(0, len(comps) + 1, 2))
+        programs.append(Program(tuple(comps[:cut[0]]), tuple(comps[cut[0]:cut[1]]),
+                                tuple(comps[cut[1]:])))
+    for checker, memory in ((interp, mem.with_features(4)), (dce, MemoryConfig(64, 64, 64))):
+        enc = Encoded.of(programs)
+        want = [bool(len(bad_records(Encoded.of([p]).code, memory))) for p in programs]
+        assert 0.2 < np.mean(want) < 0.98  # both kinds, often
+        got = [checker._bad_program(enc.progs[i:i + 1].ctypes.data, 1) == 0
+               for i in range(len(programs))]
+        assert got == want
+        first = checker._bad_program(enc.progs.ctypes.data, len(programs))
+        assert first == (want.index(True) if any(want) else -1)
+
+
+def _chunks(raw: bytes) -> list[bytes]:
+    return [raw[i:i + RECORD_SIZE] for i in range(0, len(raw), RECORD_SIZE)]

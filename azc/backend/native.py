@@ -37,9 +37,10 @@ from azc.backend.jit import (
     memory_on_heap,
 )
 from azc.backend.native_dce import dce_module, mask_words
+from azc.backend.record_check import record_check
 from azc.errors import JitError, VerifyError
 from azc.interp import DEFAULT_MAX_ABS_ERROR
-from azc.ir import MAX_ADDRESSES, Component, Instr, MemoryConfig, Program, bad_records, verify
+from azc.ir import MAX_ADDRESSES, Component, Instr, MemoryConfig, Program, verify
 from azc.ops import Op, on_change
 from azc.results import TaskResult
 from azc.tasks.task import Task
@@ -49,6 +50,7 @@ _ONE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, c
 _BATCH = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                           ctypes.c_int64, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p,
                           ctypes.c_int64)
+_CHECK = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)
 
 
 @dataclass
@@ -85,12 +87,14 @@ class NativeInterpreter:
         compiler = compiler or default_compiler()
         name = (f"azc_interp_s{memory.scalars}_v{memory.vectors}_m{memory.matrices}"
                 f"_f{features}")  # unique per layout: engines resolve symbols by name
-        text = interpreter_module(memory, features, name)
+        text = (interpreter_module(memory, features, name)
+                + record_check(f"{name}_check", memory.with_features(features)))
         engine, addrs, self.compile_seconds = compiler.compile_text(
-            text, [name, f"{name}_batch"])
+            text, [name, f"{name}_batch", f"{name}_check"])
         self._engine: Engine = engine
         self._one = _ONE(addrs[0])
         self._batch = _BATCH(addrs[1])
+        self._bad_program = _CHECK(addrs[2])
         self.on_heap = memory_on_heap(memory, features)
 
     def check(self, program: Program) -> None:
@@ -112,8 +116,7 @@ class NativeInterpreter:
     def run_batch(self, programs: Sequence[Program] | Encoded, tasks: Sequence[Task] | TaskBatch,
                   seeds: np.ndarray, max_abs_error: float = DEFAULT_MAX_ABS_ERROR,
                   num_train: int | None = None, num_valid: int | None = None,
-                  errors: tuple[np.ndarray, np.ndarray] | None = None,
-                  trusted: bool = False) -> np.ndarray:
+                  errors: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """Many programs on the same tasks: outputs (n, tasks, OUT_WIDTH).
 
         With `errors` = (train, valid) float64 arrays of shape (n, tasks, k),
@@ -121,15 +124,12 @@ class NativeInterpreter:
         (k at least the requested train / valid counts).  `tasks` may be a
         TaskBatch built once by the caller (saves rebuilding its descriptor).
 
-        Every record of the programs is checked against the memory and F first
-        (`azc.ir.bad_records`: ops, addresses, element indices), so that native
-        code never reads or writes outside its memory; `trusted` skips the check
-        for a caller whose programs are valid by construction (the search's
-        evaluator: children of the verified generator and mutator).
+        Every record of the programs is checked against the memory and F first,
+        in native code (`azc.backend.record_check`: ops, addresses, element
+        indices), so that native code never reads or writes outside its memory.
         """
         enc = programs if isinstance(programs, Encoded) else Encoded.of(programs)
-        if not trusted:
-            self._check_records(programs, enc)
+        self._check_records(programs, enc)
         n = len(enc.progs)
         batch = tasks if isinstance(tasks, TaskBatch) else TaskBatch.of(tasks, self.features)
         if batch.features != self.features:
@@ -167,14 +167,13 @@ class NativeInterpreter:
 
     def _check_records(self, programs: Sequence[Program] | Encoded, enc: Encoded) -> None:
         """VerifyError unless every record fits this interpreter's memory and F."""
-        memory = self.memory.with_features(self.features)
-        bad = bad_records(enc.code, memory)
-        if not len(bad):
+        bad = self._bad_program(enc.progs.ctypes.data, len(enc.progs))
+        if bad < 0:
             return
-        if not isinstance(programs, Encoded):
-            for program in programs:  # the first offender, with verify's located message
-                verify(program, memory)
-        raise VerifyError(f"instruction record {int(bad[0])} of the encoded programs does not "
+        memory = self.memory.with_features(self.features)
+        if not isinstance(programs, Encoded):  # verify's located message
+            verify(programs[bad], memory)
+        raise VerifyError(f"encoded program {bad} has an instruction that does not "
                           f"fit the memory ({memory})")
 
 
@@ -224,12 +223,15 @@ class NativeDCE:
     def __init__(self, compiler: Compiler | None = None, words: int = 1):
         compiler = compiler or default_compiler()
         self.words = words
-        text = dce_module(words=words) + fec_hash_function()
+        top = 64 * words
+        text = (dce_module(words=words) + fec_hash_function()
+                + record_check("azc_dce_check", MemoryConfig(top, top, top)))
         engine, addrs, self.compile_seconds = compiler.compile_text(
-            text, ["azc_dce", "azc_fec_hash"])
+            text, ["azc_dce", "azc_fec_hash", "azc_dce_check"])
         self._engine = engine
         self._fn = _DCE(addrs[0])
         self._fec_hash = _FEC_HASH(addrs[1])
+        self._bad_program = _CHECK(addrs[2])
 
     def fec_hash(self, train_err: np.ndarray, valid_err: np.ndarray, out: np.ndarray,
                  task_index: np.ndarray, n_req: np.ndarray) -> np.ndarray:
@@ -246,21 +248,18 @@ class NativeDCE:
                        tidx.ctypes.data, nreq.ctypes.data, fps.ctypes.data)
         return fps
 
-    def run(self, enc: Encoded, trusted: bool = False) -> tuple[Encoded, np.ndarray]:
+    def run(self, enc: Encoded) -> tuple[Encoded, np.ndarray]:
         """(live programs, hashes): the compacted programs and two 64-bit hashes each.
 
         The result's descriptors hold the number of live random ops
         (`ProgSlot.LIVE_RANDOM`) and of live instructions (`ProgSlot.LIVE_INSTRS`).
-        Unless `trusted`, the records are checked first (ops, and addresses within
+        The records are checked first, in native code (ops, and addresses within
         the `words` * 64 per kind its masks hold).
         """
-        if not trusted:
-            top = 64 * self.words
-            bad = bad_records(enc.code, MemoryConfig(top, top, top))
-            if len(bad):
-                raise VerifyError(f"instruction record {int(bad[0])} of the encoded programs "
-                                  f"is not an instruction of a memory of at most {top} "
-                                  f"addresses per kind")
+        bad = self._bad_program(enc.progs.ctypes.data, len(enc.progs))
+        if bad >= 0:
+            raise VerifyError(f"encoded program {bad} has an instruction that is not one of "
+                              f"a memory of at most {64 * self.words} addresses per kind")
         n = len(enc.progs)
         out_code = np.empty_like(enc.code)
         out_progs = np.zeros_like(enc.progs)

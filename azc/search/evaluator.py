@@ -165,7 +165,7 @@ class SearchEvaluator:
         c.individuals += n
         clock = time.perf_counter
         t0 = clock()
-        live, hashes = self.dce.run(Encoded.of(programs), trusted=True)
+        live, hashes = self.dce.run(Encoded.of(programs))
         t1 = clock()
         hb = hashes.tobytes()
         keys = [hb[16 * i:16 * i + 16] for i in range(n)]
@@ -381,7 +381,7 @@ class SearchEvaluator:
         tr = np.zeros((len(rows), self.n_tasks, k))
         va = np.zeros((len(rows), self.n_tasks, k))
         seeds = np.full(len(rows), FEC_SEED, dtype=np.uint64)
-        out = self.interp.run_batch(sub, self.fec_batch, seeds, self.max_abs_error, trusted=True,
+        out = self.interp.run_batch(sub, self.fec_batch, seeds, self.max_abs_error,
                                     num_train=fec.num_train_examples,
                                     num_valid=fec.num_valid_examples, errors=(tr, va))
         fps = self.dce.fec_hash(tr, va, out, self.task_index, self.full_steps)
@@ -400,7 +400,7 @@ class SearchEvaluator:
         c.kernel_evals += compiled
         c.interp_evals += len(rows) - compiled
         out = self.interp.run_batch(sub, part.batch, np.asarray(seeds)[rows],
-                                    self.max_abs_error, trusted=True)
+                                    self.max_abs_error)
         return out[:, :, 0], out[:, :, 1].astype(np.int64)
 
     def state(self) -> dict:
